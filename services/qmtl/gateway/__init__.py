@@ -1,0 +1,1 @@
+"""Gateway service: validates submissions, owns the Redis work queue and strategy state."""

@@ -1,0 +1,1 @@
+"""Strategy SDK: builds the DAG, computes node IDs, submits to the Gateway, runs what is new."""
