@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # One-command set-up of everything QMTL NextGen needs on a fresh machine, idempotent:
 #   1. system packages (Debian): redis-server, maven, a JDK >= 17, Go (only if missing);
-#   2. the Python venv in .venv with the project, the code generators and the dev tools,
-#      pinned by constraints.txt;
+#   2. the Python venv in .venv with the project, the code generators, the generated
+#      contracts package and the dev tools, pinned by constraints.txt;
 #   3. the schema toolchain in .tools/: buf (PyPI buf-bin), protoc (grpcio-tools),
 #      protoc-gen-openapiv2 (grpc-gateway, built by `go install` at a pinned version),
 #      and the google/api protos copied from googleapis-common-protos;
@@ -43,7 +43,7 @@ phase_system() {
 
 phase_venv() {
   local stamp="$VENV/.qmtl-installed" want
-  want="$(cat pyproject.toml codegen/pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1)"
+  want="$(cat pyproject.toml codegen/pyproject.toml generated/python/pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1)"
   if [ -x "$VENV/bin/python" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
     say "python venv: .venv up to date"
     return
@@ -54,7 +54,7 @@ phase_venv() {
   fi
   say "python venv: installing the project, code generators and dev tools (pinned by constraints.txt)"
   "$VENV/bin/python" -m pip install -q --upgrade "pip==24.3.1"
-  "$VENV/bin/python" -m pip install -q -c constraints.txt -e '.[dev]' -e ./codegen
+  "$VENV/bin/python" -m pip install -q -c constraints.txt -e '.[dev]' -e ./codegen -e ./generated/python
   echo "$want" >"$stamp"
 }
 

@@ -1,0 +1,131 @@
+"""A read-only view of the schemas a plugin was asked to generate for.
+
+It loads every file of a CodeGeneratorRequest into one DescriptorPool (so options, nested
+types and well-known types resolve) and keeps each element's leading comment, looked up by
+the element's full name, because comments are the documentation of the contracts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from google.protobuf import descriptor, descriptor_pb2, descriptor_pool
+from google.protobuf.compiler import plugin_pb2
+
+# Field numbers inside FileDescriptorProto / DescriptorProto / ... used in SourceCodeInfo paths.
+_FILE_MESSAGE, _FILE_ENUM, _FILE_SERVICE = 4, 5, 6
+_MESSAGE_FIELD, _MESSAGE_NESTED, _MESSAGE_ENUM, _MESSAGE_ONEOF = 2, 3, 4, 8
+_ENUM_VALUE = 2
+_SERVICE_METHOD = 2
+
+
+def _clean(comment: str) -> str:
+    lines = [line.rstrip() for line in comment.strip("\n").splitlines()]
+    # Comments are written "// text": protoc keeps the space after the slashes.
+    return "\n".join(line[1:] if line.startswith(" ") else line for line in lines).strip()
+
+
+def first_sentence(text: str) -> str:
+    """The summary of a comment: its first sentence, on one line."""
+    flat = " ".join(text.split())
+    for end in (". ", "? ", "! "):
+        if end in flat:
+            return flat.split(end, 1)[0] + end.strip()
+    return flat
+
+
+@dataclass
+class Schema:
+    """The files of one plugin run, resolved, with their comments."""
+
+    pool: descriptor_pool.DescriptorPool
+    targets: list[descriptor.FileDescriptor]
+    protos: dict[str, descriptor_pb2.FileDescriptorProto]
+    comments: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_request(cls, request: plugin_pb2.CodeGeneratorRequest) -> Schema:
+        pool = descriptor_pool.DescriptorPool()
+        protos: dict[str, descriptor_pb2.FileDescriptorProto] = {}
+        for proto in request.proto_file:
+            # types-protobuf leaves DescriptorPool untyped; the call is checked at run time.
+            pool.AddSerializedFile(proto.SerializeToString())  # type: ignore[no-untyped-call]
+            protos[proto.name] = proto
+        targets = [_find_file(pool, name) for name in request.file_to_generate]
+        schema = cls(pool=pool, targets=targets, protos=protos)
+        for name in request.file_to_generate:
+            schema._index_comments(protos[name])
+        return schema
+
+    def comment(self, full_name: str) -> str:
+        """The leading comment of a message, field, enum, value, service or method ("" if none)."""
+        return self.comments.get(full_name, "")
+
+    def messages(self) -> Iterator[descriptor.Descriptor]:
+        """Every message of the target files, nested ones included, map entries excluded."""
+        for file in self.targets:
+            for message in file.message_types_by_name.values():
+                yield from _walk_messages(message)
+
+    def enums(self) -> Iterator[descriptor.EnumDescriptor]:
+        """Every enum of the target files, nested ones included."""
+        for file in self.targets:
+            yield from file.enum_types_by_name.values()
+        for message in self.messages():
+            yield from message.enum_types
+
+    def services(self) -> Iterator[descriptor.ServiceDescriptor]:
+        for file in self.targets:
+            yield from file.services_by_name.values()
+
+    def _index_comments(self, proto: descriptor_pb2.FileDescriptorProto) -> None:
+        by_path = {
+            tuple(location.path): location.leading_comments
+            for location in proto.source_code_info.location
+            if location.leading_comments
+        }
+        prefix = f"{proto.package}." if proto.package else ""
+
+        def note(path: tuple[int, ...], full_name: str) -> None:
+            if path in by_path:
+                self.comments[full_name] = _clean(by_path[path])
+
+        def message(msg: descriptor_pb2.DescriptorProto, path: tuple[int, ...], name: str) -> None:
+            note(path, name)
+            for i, fld in enumerate(msg.field):
+                note((*path, _MESSAGE_FIELD, i), f"{name}.{fld.name}")
+            for i, oneof in enumerate(msg.oneof_decl):
+                note((*path, _MESSAGE_ONEOF, i), f"{name}.{oneof.name}")
+            for i, nested in enumerate(msg.nested_type):
+                message(nested, (*path, _MESSAGE_NESTED, i), f"{name}.{nested.name}")
+            for i, enm in enumerate(msg.enum_type):
+                enum(enm, (*path, _MESSAGE_ENUM, i), f"{name}.{enm.name}")
+
+        def enum(enm: descriptor_pb2.EnumDescriptorProto, path: tuple[int, ...], name: str) -> None:
+            note(path, name)
+            for i, value in enumerate(enm.value):
+                # Enum values live in the enclosing scope, as in C++; keep them under the enum.
+                note((*path, _ENUM_VALUE, i), f"{name}.{value.name}")
+
+        for i, msg in enumerate(proto.message_type):
+            message(msg, (_FILE_MESSAGE, i), prefix + msg.name)
+        for i, enm in enumerate(proto.enum_type):
+            enum(enm, (_FILE_ENUM, i), prefix + enm.name)
+        for i, svc in enumerate(proto.service):
+            note((_FILE_SERVICE, i), prefix + svc.name)
+            for j, method in enumerate(svc.method):
+                note((_FILE_SERVICE, i, _SERVICE_METHOD, j), f"{prefix}{svc.name}.{method.name}")
+
+
+def _find_file(pool: descriptor_pool.DescriptorPool, name: str) -> descriptor.FileDescriptor:
+    found: descriptor.FileDescriptor = pool.FindFileByName(name)  # type: ignore[no-untyped-call]
+    return found
+
+
+def _walk_messages(message: descriptor.Descriptor) -> Iterator[descriptor.Descriptor]:
+    if message.GetOptions().map_entry:
+        return
+    yield message
+    for nested in message.nested_types:
+        yield from _walk_messages(nested)
