@@ -7,7 +7,8 @@ set -euo pipefail
 
 QMTL_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 SVC_HOST=127.0.0.1
-SVC_DIR="$QMTL_ROOT/.services/$SVC_NAME"
+# QMTL_SERVICES_DIR moves every data/log dir, e.g. for a private server in a test.
+SVC_DIR="${QMTL_SERVICES_DIR:-$QMTL_ROOT/.services}/$SVC_NAME"
 SVC_DATA="$SVC_DIR/data"
 SVC_LOG="$SVC_DIR/server.log"
 SVC_PIDFILE="$SVC_DIR/server.pid"
@@ -27,13 +28,26 @@ svc_java() {
   command -v java || svc_die "no Java found: install openjdk-17-jdk-headless or set QMTL_JAVA_HOME"
 }
 
-# The PID recorded at start, printed only while that process is alive.
+# The PID recorded at start, printed only while that process is alive. A zombie (killed, not
+# yet reaped by init) counts as dead, so that `status` says stopped right after a kill -9.
 svc_pid() {
   [ -f "$SVC_PIDFILE" ] || return 1
   local pid
   pid="$(cat "$SVC_PIDFILE")"
-  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then echo "$pid"; return 0; fi
+  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && ! svc_is_zombie "$pid"; then echo "$pid"; return 0; fi
   return 1
+}
+
+# True when PID has exited but is not reaped yet: its main thread is a zombie (the state is the
+# first field after the ")" closing the command name) and no other thread is still exiting
+# (those may still hold its listening sockets).
+svc_is_zombie() {
+  local stat tasks
+  stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
+  stat="${stat##*) }"
+  [ "${stat%% *}" = Z ] || return 1
+  tasks=(/proc/"$1"/task/*)
+  [ "${#tasks[@]}" -le 1 ]
 }
 
 svc_port_open() { (exec 3<>"/dev/tcp/$SVC_HOST/$1") 2>/dev/null; }
@@ -89,7 +103,7 @@ svc_stop() {
   fi
   svc_say "stopping (pid $pid)"
   kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-  while kill -0 "$pid" 2>/dev/null; do
+  while kill -0 "$pid" 2>/dev/null && ! svc_is_zombie "$pid"; do
     if [ "$waited" -ge $((grace * 2)) ]; then
       svc_say "still running after ${grace}s, sending KILL"
       kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
@@ -120,7 +134,7 @@ svc_resolve_maven() {
   svc_say "resolving jars with Maven into ${lib#"$QMTL_ROOT"/} (first run only; cached in ~/.m2)"
   rm -rf "$lib"
   mkdir -p "$lib"
-  mvn -B -q -f "$pom" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$lib" \
+  mvn -B -q -Dstyle.color=never -f "$pom" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$lib" \
     || svc_die "Maven could not resolve $pom"
   echo "$want" >"$stamp"
 }
