@@ -3,7 +3,10 @@
 #   make services-up     start Redis, Kafka and Neo4j on 127.0.0.1 and print their table
 #   make services-down   stop them (data stays in .services/)
 #   make services-status print the table; exits non-zero if a server does not answer
-#   make lint            ruff (lint + format check)
+#   make generate        schemas/ -> generated/python, golden fixtures, docs (buf.gen.yaml)
+#   make check-generated fail if the committed generated output differs from the schemas'
+#   make breaking        buf breaking against the schemas on main (AGAINST=<git ref>)
+#   make lint            ruff, buf lint, buf format --diff
 #   make typecheck       mypy --strict on runtime/, services/, codegen/
 #   make test            setup + services-up, then the whole test suite
 #   make clean           stop the servers and remove .venv, .tools, .services and caches
@@ -15,18 +18,28 @@ SHELL := /bin/bash
 VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
+BUF := .tools/bin/buf
 MYPY_TARGETS := runtime/qmtl services/qmtl codegen/qmtl_codegen
+AGAINST ?= main
+# Everything `make generate` writes; tests/golden/fixtures is append-only and never wiped.
+GENERATED := generated docs/schemas/reference.md tests/golden/fixtures
 
-.PHONY: help setup services-up services-down services-status lint typecheck test clean lock
+.PHONY: help setup services-up services-down services-status generate check-generated breaking \
+	lint typecheck test clean lock
 
 help:
-	@sed -n '2,10s/^# //p' Makefile
+	@sed -n '2,13s/^# //p' Makefile
 
 setup:
 	@echo "==> setup: system packages, .venv and .tools (skips what is already in place)"
 	@bash scripts/setup.sh
 
-services-up: setup
+# The same set-up as a prerequisite of other targets, without the version table.
+.PHONY: prereqs
+prereqs:
+	@bash scripts/setup.sh --quiet
+
+services-up: prereqs
 	@echo "==> services-up: Redis, Kafka, Neo4j on 127.0.0.1"
 	@bash scripts/services/all.sh up
 
@@ -37,20 +50,43 @@ services-down:
 services-status:
 	@bash scripts/services/all.sh status
 
-lint: setup
-	@echo "==> lint: ruff check and ruff format --check"
+generate: prereqs
+	@echo "==> generate [1/3]: buf lint schemas/"
+	@$(BUF) lint
+	@echo "==> generate [2/3]: clearing generated/python (fixtures are append-only and kept)"
+	@rm -rf generated/python
+	@echo "==> generate [3/3]: buf generate (buf.gen.yaml): messages, stubs, gRPC, package, fixtures, docs"
+	@$(BUF) generate
+	@echo "    $$(find generated -type f | wc -l) files in generated/, $$(find tests/golden/fixtures -name '*.binpb' | wc -l) binary fixtures"
+
+check-generated: generate
+	@echo "==> check-generated: committed output must equal what the schemas produce"
+	@if [ -n "$$(git status --porcelain -- $(GENERATED))" ]; then \
+		echo "generated output differs from the committed files (run make generate and commit):"; \
+		git status --short -- $(GENERATED); git --no-pager diff --stat -- $(GENERATED); exit 1; \
+	fi
+	@echo "    generated output is up to date"
+
+breaking: prereqs
+	@echo "==> breaking: buf breaking against $(AGAINST)"
+	@bash scripts/breaking.sh $(AGAINST)
+
+lint: prereqs
+	@echo "==> lint: ruff check, ruff format --check, buf lint, buf format --diff"
 	@$(BIN)/ruff check .
 	@$(BIN)/ruff format --check .
+	@$(BUF) lint
+	@$(BUF) format --diff --exit-code schemas
 
-typecheck: setup
+typecheck: prereqs
 	@echo "==> typecheck: mypy --strict $(MYPY_TARGETS)"
 	@$(BIN)/mypy $(MYPY_TARGETS)
 
-test: services-up
+test: services-up check-generated
 	@echo "==> test: pytest against the real servers"
 	@$(BIN)/pytest $(PYTEST_ARGS)
 
-lock: setup
+lock: prereqs
 	@echo "==> lock: re-pinning constraints.txt from the current .venv"
 	@{ sed -n '1,2p' constraints.txt; $(BIN)/pip freeze --exclude-editable; } > constraints.txt.new
 	@mv constraints.txt.new constraints.txt

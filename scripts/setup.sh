@@ -6,7 +6,7 @@
 #   3. the schema toolchain in .tools/: buf (PyPI buf-bin), protoc (grpcio-tools),
 #      protoc-gen-openapiv2 (grpc-gateway, built by `go install` at a pinned version),
 #      and the google/api protos copied from googleapis-common-protos;
-#   4. a version report of every tool.
+#   4. a version report of every tool (left out with --quiet, as when another target runs it).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT="$PWD"
@@ -109,4 +109,4 @@ phase_versions() {
 phase_system
 phase_venv
 phase_tools
-phase_versions
+[ "${1:-}" = "--quiet" ] || phase_versions

@@ -7,6 +7,7 @@ the element's full name, because comments are the documentation of the contracts
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -14,7 +15,8 @@ from google.protobuf import descriptor, descriptor_pb2, descriptor_pool
 from google.protobuf.compiler import plugin_pb2
 
 # Field numbers inside FileDescriptorProto / DescriptorProto / ... used in SourceCodeInfo paths.
-_FILE_MESSAGE, _FILE_ENUM, _FILE_SERVICE = 4, 5, 6
+_FILE_PACKAGE = 2
+_FILE_MESSAGE, _FILE_ENUM, _FILE_SERVICE, _FILE_EXTENSION = 4, 5, 6, 7
 _MESSAGE_FIELD, _MESSAGE_NESTED, _MESSAGE_ENUM, _MESSAGE_ONEOF = 2, 3, 4, 8
 _ENUM_VALUE = 2
 _SERVICE_METHOD = 2
@@ -26,12 +28,19 @@ def _clean(comment: str) -> str:
     return "\n".join(line[1:] if line.startswith(" ") else line for line in lines).strip()
 
 
+# Sentence ends are punctuation before a space; after these words a period is no end.
+_SENTENCE_END = re.compile(r"[.?!](?= )")
+_ABBREVIATIONS = frozenset({"e.g", "i.e", "cf", "vs"})
+
+
 def first_sentence(text: str) -> str:
     """The summary of a comment: its first sentence, on one line."""
     flat = " ".join(text.split())
-    for end in (". ", "? ", "! "):
-        if end in flat:
-            return flat.split(end, 1)[0] + end.strip()
+    for end in _SENTENCE_END.finditer(flat):
+        word = flat[: end.start()].rsplit(" ", 1)[-1].lstrip("(").lower()
+        if end.group() == "." and word in _ABBREVIATIONS:
+            continue
+        return flat[: end.end()]
     return flat
 
 
@@ -59,7 +68,12 @@ class Schema:
         return schema
 
     def comment(self, full_name: str) -> str:
-        """The leading comment of a message, field, enum, value, service or method ("" if none)."""
+        """The leading comment of an element, looked up by full name ("" if none).
+
+        Messages, fields, oneofs, enums, values, services, methods and file-level extensions
+        are indexed; a file's name (`qmtl/dag/v1/dag.proto`) gives the comment on its
+        `package` statement.
+        """
         return self.comments.get(full_name, "")
 
     def messages(self) -> Iterator[descriptor.Descriptor]:
@@ -108,6 +122,7 @@ class Schema:
                 # Enum values live in the enclosing scope, as in C++; keep them under the enum.
                 note((*path, _ENUM_VALUE, i), f"{name}.{value.name}")
 
+        note((_FILE_PACKAGE,), proto.name)
         for i, msg in enumerate(proto.message_type):
             message(msg, (_FILE_MESSAGE, i), prefix + msg.name)
         for i, enm in enumerate(proto.enum_type):
@@ -116,6 +131,8 @@ class Schema:
             note((_FILE_SERVICE, i), prefix + svc.name)
             for j, method in enumerate(svc.method):
                 note((_FILE_SERVICE, i, _SERVICE_METHOD, j), f"{prefix}{svc.name}.{method.name}")
+        for i, ext in enumerate(proto.extension):
+            note((_FILE_EXTENSION, i), prefix + ext.name)
 
 
 def _find_file(pool: descriptor_pool.DescriptorPool, name: str) -> descriptor.FileDescriptor:

@@ -24,7 +24,7 @@ DESCRIPTOR: _descriptor.FileDescriptor
 class NodeSpec(_message.Message):
     """NodeSpec holds every field that enters a node's ID, and nothing else.
 
-    Node-ID rule (domain.md 2.3): the canonical bytes are the UTF-8 encoding of
+    Node-ID rule: the canonical bytes are the UTF-8 encoding of
     `node_type|interval|period|params_json|deps|schema_compat_id|code_hash`
     where `interval` and `period` are decimal integers (0 when unset),
     `params_json` is the canonical params (below), `deps` is `dependencies`

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# buf breaking: the schemas in the work tree against those of a git ref (default: main).
+#   scripts/breaking.sh [REF]
+# The ref's tree is exported to a temporary workspace and given the same vendored google/api
+# protos (.tools/proto-deps is not in git), then compared with the FILE rules of buf.yaml,
+# which protect both the binary and the JSON wire.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+REF="${1:-main}"
+BUF=.tools/bin/buf
+
+if ! git rev-parse --verify --quiet "$REF^{commit}" >/dev/null; then
+  echo "breaking: '$REF' is not a git ref here; set AGAINST=<git ref>" >&2
+  exit 2
+fi
+if ! git cat-file -e "$REF:buf.yaml" 2>/dev/null || ! git cat-file -e "$REF:schemas" 2>/dev/null; then
+  echo "breaking: $REF has no buf workspace yet; nothing to compare against"
+  exit 0
+fi
+
+against="$(mktemp -d)"
+trap 'rm -rf "$against"' EXIT
+git archive "$REF" buf.yaml schemas | tar -x -C "$against"
+mkdir -p "$against/.tools"
+cp -r .tools/proto-deps "$against/.tools/"
+
+echo "breaking: schemas/ against $REF ($(git rev-parse --short "$REF"))"
+# Imports (google/api, well-known types) are not ours to keep compatible.
+"$BUF" breaking --against "$against" --exclude-imports
+echo "breaking: no breaking change against $REF"
