@@ -1,0 +1,67 @@
+"""Gateway's durable work queue: the WorkQueue port, its Redis and in-memory adapters, the
+reaper, the worker loop and the Redis durability check.
+
+Start with `open_work_queue(profile, ...)` and `run_worker(queue, handler, worker_id=...)`.
+"""
+
+from .durability import PersistenceReport, inspect_persistence, require_durable_redis
+from .errors import (
+    DurabilityError,
+    InvalidJobError,
+    JobFailedError,
+    JobNotFoundError,
+    LeaseLostError,
+    QueueUnavailableError,
+    WorkQueueError,
+)
+from .memory_adapter import InMemoryWorkQueue
+from .model import (
+    BackoffPolicy,
+    Clock,
+    CompleteOutcome,
+    Completion,
+    EnqueueResult,
+    Lease,
+    QueueSettings,
+    QueueStats,
+    Reaped,
+)
+from .port import WorkQueue
+from .profile import QueueProfile, open_work_queue
+from .reaper import reap_until_clean, run_reaper
+from .redis_adapter import RedisWorkQueue
+from .worker import Handler, Shutdown, WorkerReport, WorkerSettings, run_worker
+
+__all__ = [
+    "BackoffPolicy",
+    "Clock",
+    "CompleteOutcome",
+    "Completion",
+    "DurabilityError",
+    "EnqueueResult",
+    "Handler",
+    "InMemoryWorkQueue",
+    "InvalidJobError",
+    "JobFailedError",
+    "JobNotFoundError",
+    "Lease",
+    "LeaseLostError",
+    "PersistenceReport",
+    "QueueProfile",
+    "QueueSettings",
+    "QueueStats",
+    "QueueUnavailableError",
+    "Reaped",
+    "RedisWorkQueue",
+    "Shutdown",
+    "WorkQueue",
+    "WorkQueueError",
+    "WorkerReport",
+    "WorkerSettings",
+    "inspect_persistence",
+    "open_work_queue",
+    "reap_until_clean",
+    "require_durable_redis",
+    "run_reaper",
+    "run_worker",
+]

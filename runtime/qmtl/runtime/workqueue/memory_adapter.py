@@ -1,0 +1,348 @@
+"""The embedded WorkQueue: one process, no server, same semantics as the Redis adapter.
+
+For demos and unit tests. Atomicity comes from asyncio: no method awaits between reading and
+writing state, so each call is one indivisible step for every other coroutine on the loop.
+Nothing survives the process, which is why the production profile never picks it.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+import time
+import uuid
+from collections import deque
+from collections.abc import Sequence
+
+from qmtl.common.v1 import error_pb2
+from qmtl.work.v1 import work_item_pb2, work_state_pb2
+
+from .errors import LEASE_EXPIRED, JobNotFoundError, LeaseLostError
+from .job_record import (
+    COMPLETED,
+    DEAD,
+    DELAYED,
+    LEASED,
+    READY,
+    JobRecord,
+    UndecodableItem,
+    decode_item,
+    leased_view,
+    stored_item_bytes,
+    undecodable_error,
+)
+from .model import (
+    Clock,
+    CompleteOutcome,
+    Completion,
+    EnqueueResult,
+    JitterSource,
+    Lease,
+    QueueSettings,
+    QueueStats,
+    Reaped,
+    to_ms,
+)
+from .validation import check_idempotency_key, check_lease_request, max_attempts_for
+
+_LEASE_EXPIRED_RETRY = error_pb2.ErrorDetail(
+    code=LEASE_EXPIRED,
+    message="the lease expired before its worker completed or failed the job; returned to ready",
+    retryable=True,
+).SerializeToString()
+_LEASE_EXPIRED_DEAD = error_pb2.ErrorDetail(
+    code=LEASE_EXPIRED,
+    message="the lease expired on the last allowed attempt; dead-lettered",
+    retryable=False,
+).SerializeToString()
+
+
+class InMemoryWorkQueue:
+    def __init__(
+        self,
+        settings: QueueSettings | None = None,
+        *,
+        clock: Clock = time.time,
+        jitter: JitterSource = random.random,
+    ) -> None:
+        self._settings = settings or QueueSettings()
+        self._clock = clock
+        self._jitter = jitter
+        self._jobs: dict[str, JobRecord] = {}
+        self._seq = 0
+        # Heaps keep order; the member dicts say which heap entries are still current.
+        self._ready_heap: list[tuple[int, str]] = []
+        self._ready: dict[str, int] = {}
+        self._delayed_heap: list[tuple[int, int, str]] = []
+        self._delayed: dict[str, int] = {}
+        self._leased: dict[str, int] = {}
+        self._dead: dict[str, int] = {}
+        self._idempotency: dict[str, tuple[int, str]] = {}
+        self._expiries: deque[tuple[int, str, str]] = deque()
+
+    def _now_ms(self) -> int:
+        return to_ms(self._clock())
+
+    # -- enqueue -------------------------------------------------------------------------------
+
+    async def enqueue(self, item: work_item_pb2.WorkItem, idempotency_key: str) -> EnqueueResult:
+        (result,) = await self.enqueue_many([(item, idempotency_key)])
+        return result
+
+    async def enqueue_many(
+        self, entries: Sequence[tuple[work_item_pb2.WorkItem, str]]
+    ) -> list[EnqueueResult]:
+        prepared = []
+        for item, key in entries:
+            check_idempotency_key(key)
+            max_attempts = max_attempts_for(item, self._settings.default_max_attempts)
+            job_id = str(uuid.uuid4())
+            raw = stored_item_bytes(item, job_id, key, max_attempts)
+            prepared.append((job_id, key, raw, max_attempts))
+        now = self._now_ms()
+        self._forget_expired(now)
+        window = to_ms(self._settings.idempotency_window)
+        results = []
+        for job_id, key, raw, max_attempts in prepared:
+            known = self._idempotency.get(key)
+            if known is not None and known[0] > now:
+                results.append(EnqueueResult(known[1], created=False))
+                continue
+            self._seq += 1
+            self._jobs[job_id] = JobRecord(
+                job_id=job_id,
+                item=raw,
+                state=READY,
+                seq=self._seq,
+                max_attempts=max_attempts,
+                created_ms=now,
+                updated_ms=now,
+            )
+            self._push_ready(job_id, self._seq)
+            self._idempotency[key] = (now + window, job_id)
+            self._expiries.append((now + window, "key", key))
+            results.append(EnqueueResult(job_id, created=True))
+        return results
+
+    def _forget_expired(self, now: int) -> None:
+        """Drops lapsed idempotency keys and completed jobs past retention (Redis TTLs do this)."""
+        while self._expiries and self._expiries[0][0] <= now:
+            _, kind, name = self._expiries.popleft()
+            if kind == "key":
+                known = self._idempotency.get(name)
+                if known is not None and known[0] <= now:
+                    del self._idempotency[name]
+            else:
+                job = self._jobs.get(name)
+                if job is not None and job.state == COMPLETED:
+                    del self._jobs[name]
+
+    # -- lease ---------------------------------------------------------------------------------
+
+    async def lease(self, worker_id: str, lease_ttl: float) -> Lease | None:
+        leases = await self.lease_many(worker_id, lease_ttl, 1)
+        return leases[0] if leases else None
+
+    async def lease_many(self, worker_id: str, lease_ttl: float, count: int) -> list[Lease]:
+        check_lease_request(worker_id, lease_ttl, count)
+        leases: list[Lease] = []
+        while len(leases) < count:
+            # Undecodable jobs are dead-lettered and do not count, so keep leasing past them.
+            batch, undecodable = self._take(worker_id, lease_ttl, count - len(leases))
+            leases.extend(batch)
+            for job_id, token, reason in undecodable:
+                await self.fail(job_id, token, undecodable_error(job_id, reason), retryable=False)
+            if not undecodable:
+                break
+        return leases
+
+    def _take(
+        self, worker_id: str, lease_ttl: float, count: int
+    ) -> tuple[list[Lease], list[tuple[str, str, str]]]:
+        token_prefix = f"{worker_id}:{uuid.uuid4().hex[:16]}"
+        now = self._now_ms()
+        self._promote_due(now)
+        deadline = now + to_ms(lease_ttl)
+        leases: list[Lease] = []
+        undecodable: list[tuple[str, str, str]] = []
+        while len(leases) + len(undecodable) < count and self._ready_heap:
+            seq, job_id = heapq.heappop(self._ready_heap)
+            if self._ready.get(job_id) != seq:
+                continue
+            del self._ready[job_id]
+            job = self._jobs[job_id]
+            token = f"{token_prefix}.{len(leases) + len(undecodable) + 1}"
+            job.attempts += 1
+            job.state = LEASED
+            job.token = token
+            job.deadline_ms = deadline
+            job.updated_ms = now
+            self._leased[job_id] = deadline
+            try:
+                item = decode_item(job.item)
+            except UndecodableItem as exc:
+                undecodable.append((job_id, token, str(exc)))
+                continue
+            view = leased_view(
+                item,
+                attempts=job.attempts,
+                owner=worker_id,
+                deadline_ms=deadline,
+                created_ms=job.created_ms,
+                now_ms=now,
+            )
+            leases.append(Lease(job_id, token, deadline / 1000, view))
+        return leases, undecodable
+
+    def _promote_due(self, now: int) -> None:
+        promoted = 0
+        heap = self._delayed_heap
+        while heap and heap[0][0] <= now and promoted < self._settings.promote_batch:
+            available_at, seq, job_id = heapq.heappop(heap)
+            if self._delayed.get(job_id) != available_at:
+                continue
+            del self._delayed[job_id]
+            job = self._jobs[job_id]
+            job.state = READY
+            job.updated_ms = now
+            self._push_ready(job_id, seq)
+            promoted += 1
+
+    def _push_ready(self, job_id: str, seq: int) -> None:
+        self._ready[job_id] = seq
+        heapq.heappush(self._ready_heap, (seq, job_id))
+
+    # -- settle --------------------------------------------------------------------------------
+
+    def _job(self, job_id: str) -> JobRecord:
+        job = self._jobs.get(job_id)
+        if job is None:
+            raise JobNotFoundError(f"no job {job_id}")
+        return job
+
+    def _end_lease(self, job: JobRecord, how: str, state: int, now: int) -> None:
+        self._leased.pop(job.job_id, None)
+        job.state = state
+        job.ended = how
+        job.updated_ms = now
+
+    async def extend(self, job_id: str, lease_token: str, lease_ttl: float) -> float:
+        check_lease_request("-", lease_ttl)
+        job = self._job(job_id)
+        if job.state != LEASED or job.token != lease_token:
+            raise LeaseLostError(f"lease {lease_token} no longer holds job {job_id}")
+        now = self._now_ms()
+        job.deadline_ms = now + to_ms(lease_ttl)
+        job.updated_ms = now
+        self._leased[job_id] = job.deadline_ms
+        return job.deadline_ms / 1000
+
+    async def complete(self, job_id: str, lease_token: str, result: bytes) -> bool:
+        (outcome,) = await self.complete_many([Completion(job_id, lease_token, result)])
+        if outcome is CompleteOutcome.NOT_FOUND:
+            raise JobNotFoundError(f"no job {job_id}")
+        if outcome is CompleteOutcome.LEASE_LOST:
+            raise LeaseLostError(f"lease {lease_token} no longer holds job {job_id}")
+        return outcome is CompleteOutcome.COMPLETED
+
+    async def complete_many(self, completions: Sequence[Completion]) -> list[CompleteOutcome]:
+        now = self._now_ms()
+        retention = to_ms(self._settings.completed_retention)
+        outcomes = []
+        for entry in completions:
+            job = self._jobs.get(entry.job_id)
+            if job is None:
+                outcomes.append(CompleteOutcome.NOT_FOUND)
+            elif job.token != entry.token:
+                outcomes.append(CompleteOutcome.LEASE_LOST)
+            elif job.state == LEASED:
+                self._end_lease(job, "complete", COMPLETED, now)
+                job.result = entry.result
+                job.finished_ms = now
+                self._expiries.append((now + retention, "job", job.job_id))
+                outcomes.append(CompleteOutcome.COMPLETED)
+            elif job.state == COMPLETED:
+                outcomes.append(CompleteOutcome.ALREADY_COMPLETED)
+            else:
+                outcomes.append(CompleteOutcome.LEASE_LOST)
+        return outcomes
+
+    async def fail(
+        self,
+        job_id: str,
+        lease_token: str,
+        error: error_pb2.ErrorDetail,
+        retryable: bool,
+    ) -> work_state_pb2.WorkState.ValueType:
+        job = self._job(job_id)
+        if job.token != lease_token:
+            raise LeaseLostError(f"lease {lease_token} no longer holds job {job_id}")
+        if job.state != LEASED:
+            if job.ended == "fail":
+                return DEAD if job.state == DEAD else DELAYED
+            raise LeaseLostError(f"lease {lease_token} no longer holds job {job_id}")
+        now = self._now_ms()
+        job.error = error.SerializeToString()
+        if retryable and job.attempts < job.max_attempts:
+            available_at = now + self._settings.backoff.delay_ms(job.attempts, self._jitter())
+            self._end_lease(job, "fail", DELAYED, now)
+            job.available_at_ms = available_at
+            self._delayed[job_id] = available_at
+            heapq.heappush(self._delayed_heap, (available_at, job.seq, job_id))
+            return DELAYED
+        self._end_lease(job, "fail", DEAD, now)
+        job.finished_ms = now
+        self._dead[job_id] = now
+        return DEAD
+
+    async def release(self, job_id: str, lease_token: str) -> None:
+        job = self._job(job_id)
+        if job.token != lease_token:
+            raise LeaseLostError(f"lease {lease_token} no longer holds job {job_id}")
+        if job.state != LEASED:
+            if job.ended == "release":
+                return
+            raise LeaseLostError(f"lease {lease_token} no longer holds job {job_id}")
+        self._end_lease(job, "release", READY, self._now_ms())
+        job.attempts -= 1
+        self._push_ready(job_id, job.seq)
+
+    # -- reaper --------------------------------------------------------------------------------
+
+    async def reap_expired(self) -> Reaped:
+        now = self._now_ms()
+        expired = sorted(
+            (deadline, job_id) for job_id, deadline in self._leased.items() if deadline <= now
+        )[: self._settings.reap_batch]
+        returned = dead = 0
+        for _, job_id in expired:
+            job = self._jobs[job_id]
+            if job.attempts >= job.max_attempts:
+                self._end_lease(job, "reap", DEAD, now)
+                job.error = _LEASE_EXPIRED_DEAD
+                job.finished_ms = now
+                self._dead[job_id] = now
+                dead += 1
+            else:
+                self._end_lease(job, "reap", READY, now)
+                job.error = _LEASE_EXPIRED_RETRY
+                self._push_ready(job_id, job.seq)
+                returned += 1
+        return Reaped(returned=returned, dead_lettered=dead)
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    async def stats(self) -> QueueStats:
+        return QueueStats(
+            ready=len(self._ready),
+            leased=len(self._leased),
+            delayed=len(self._delayed),
+            dead=len(self._dead),
+        )
+
+    async def get(self, job_id: str) -> work_item_pb2.WorkItem | None:
+        job = self._jobs.get(job_id)
+        return None if job is None else job.to_work_item()
+
+    async def aclose(self) -> None:
+        return None

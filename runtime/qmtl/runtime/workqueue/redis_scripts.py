@@ -1,0 +1,47 @@
+"""The Lua scripts behind the Redis adapter, read from lua/ and registered with the client.
+
+`register_script` runs each one by EVALSHA and, on NOSCRIPT (an empty script cache after a
+Redis restart or failover), loads it again and retries, so a restart needs no special handling.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+
+import redis.asyncio as redis
+from redis.commands.core import AsyncScript
+
+# The shebang makes Redis check for out-of-memory before the script starts instead of at its
+# first write, so a script under memory pressure fails whole rather than half-applied.
+_SHEBANG = "#!lua\n"
+
+
+def _source(name: str) -> str:
+    lua = resources.files(__package__).joinpath("lua")
+    common = lua.joinpath("common.lua").read_text(encoding="utf-8")
+    body = lua.joinpath(f"{name}.lua").read_text(encoding="utf-8")
+    return _SHEBANG + common + "\n" + body
+
+
+@dataclass(frozen=True, slots=True)
+class QueueScripts:
+    enqueue: AsyncScript
+    lease: AsyncScript
+    complete: AsyncScript
+    fail: AsyncScript
+    extend: AsyncScript
+    release: AsyncScript
+    reap: AsyncScript
+
+    @classmethod
+    def register(cls, client: redis.Redis) -> QueueScripts:
+        return cls(
+            enqueue=client.register_script(_source("enqueue")),
+            lease=client.register_script(_source("lease")),
+            complete=client.register_script(_source("complete")),
+            fail=client.register_script(_source("fail")),
+            extend=client.register_script(_source("extend")),
+            release=client.register_script(_source("release")),
+            reap=client.register_script(_source("reap")),
+        )

@@ -1,0 +1,291 @@
+"""run_worker: lease a job, run its handler, settle it; repeat until told to stop.
+
+Shutdown is two-step, driven by SIGTERM (or SIGINT) or by calling `Shutdown.request()`:
+the first request stops leasing and lets the job in hand finish and complete; a second one
+cancels that job's handler and releases its lease at once, so another worker picks it up
+without waiting for the lease to expire.
+
+While a handler runs, its lease is extended every third of the lease TTL, so a long job is
+not reclaimed from a live worker; a worker that dies stops extending and its lease expires.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+from google.protobuf.message import DecodeError
+
+from qmtl.common.v1 import error_pb2
+from qmtl.work.v1 import work_item_pb2, work_type_pb2
+
+from .errors import (
+    HANDLER_CRASHED,
+    UNDECODABLE_PAYLOAD,
+    UNKNOWN_WORK_TYPE,
+    LeaseLostError,
+    WorkQueueError,
+)
+from .job_record import DEAD
+from .model import Lease
+from .port import WorkQueue
+from .reaper import run_reaper
+
+log = logging.getLogger(__name__)
+
+# WORK_TYPE_UNSPECIFIED and numbers from a newer schema have no handler here.
+_HANDLED_WORK_TYPES = frozenset(work_type_pb2.WorkType.values()) - {
+    work_type_pb2.WORK_TYPE_UNSPECIFIED
+}
+
+Handler = Callable[[work_item_pb2.WorkItem], Coroutine[Any, Any, bytes]]
+"""Runs one job and returns its serialized result. It may run more than once for the same
+job (after a crash or an expired lease), so its side effects must be idempotent; the job's
+`idempotency_key` is the natural key for that."""
+
+
+class Shutdown:
+    """The two-step stop: `draining` after the first request, `aborting` after the second."""
+
+    def __init__(self) -> None:
+        self.draining = asyncio.Event()
+        self.aborting = asyncio.Event()
+
+    def request(self) -> None:
+        if self.draining.is_set():
+            log.warning("second stop request: releasing the current lease and exiting")
+            self.aborting.set()
+        else:
+            log.warning("stop requested: finishing the current job, then exiting")
+        self.draining.set()
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSettings:
+    lease_ttl: float = 30.0
+    poll_interval: float = 0.2
+    """Wait between lease attempts while the queue is empty."""
+    reap_interval: float = 5.0
+    max_backoff: float = 5.0
+    """Longest wait between retries while the queue's store is unavailable."""
+
+    @property
+    def heartbeat(self) -> float:
+        return self.lease_ttl / 3
+
+
+@dataclass(slots=True)
+class WorkerReport:
+    completed: int = 0
+    retried: int = 0
+    dead_lettered: int = 0
+    released: int = 0
+    leases_lost: int = 0
+    reclaimed: int = 0
+    """Expired leases (of any worker) this worker's reaper gave back."""
+    errors: list[str] = field(default_factory=list)
+
+
+def _error_for(exc: BaseException) -> tuple[error_pb2.ErrorDetail, bool]:
+    """How a handler's exception is recorded on the job, and whether to retry it."""
+    if isinstance(exc, WorkQueueError):
+        return exc.to_error_detail(), exc.retryable
+    if isinstance(exc, DecodeError):
+        # The same bytes will never decode; retrying only delays the dead letter.
+        message = f"the job's payload could not be decoded: {exc}"
+        return error_pb2.ErrorDetail(code=UNDECODABLE_PAYLOAD, message=message), False
+    message = f"handler raised {type(exc).__name__}: {exc}"
+    return error_pb2.ErrorDetail(code=HANDLER_CRASHED, message=message, retryable=True), True
+
+
+class _Worker:
+    def __init__(
+        self,
+        queue: WorkQueue,
+        handler: Handler,
+        worker_id: str,
+        settings: WorkerSettings,
+        shutdown: Shutdown,
+    ) -> None:
+        self.queue = queue
+        self.handler = handler
+        self.worker_id = worker_id
+        self.settings = settings
+        self.shutdown = shutdown
+        self.report = WorkerReport()
+
+    async def run(self) -> WorkerReport:
+        reaper = asyncio.create_task(
+            run_reaper(
+                self.queue, interval=self.settings.reap_interval, stop=self.shutdown.draining
+            )
+        )
+        # One waiter for the whole run rather than one per job: it is on every job's path.
+        aborted = asyncio.create_task(self.shutdown.aborting.wait())
+        try:
+            await self._loop(aborted)
+        finally:
+            aborted.cancel()
+            self.shutdown.draining.set()
+            self.report.reclaimed = await reaper
+        return self.report
+
+    async def _loop(self, aborted: asyncio.Task[Any]) -> None:
+        backoff = self.settings.poll_interval
+        while not self.shutdown.draining.is_set():
+            try:
+                lease = await self.queue.lease(self.worker_id, self.settings.lease_ttl)
+            except WorkQueueError as exc:
+                if not exc.retryable:
+                    raise
+                log.warning("lease failed (%s); retrying in %.2fs", exc, backoff)
+                await self._pause(backoff)
+                backoff = min(backoff * 2, self.settings.max_backoff)
+                continue
+            backoff = self.settings.poll_interval
+            if lease is None:
+                await self._pause(self.settings.poll_interval)
+            elif self.shutdown.draining.is_set():
+                # Stop was requested while this lease was being taken: do not start new work.
+                await self._release(lease)
+            else:
+                await self._process(lease, aborted)
+
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.shutdown.draining.wait(), timeout=seconds)
+
+    async def _process(self, lease: Lease, aborted: asyncio.Task[Any]) -> None:
+        item = lease.item
+        if item.type not in _HANDLED_WORK_TYPES:
+            error = error_pb2.ErrorDetail(
+                code=UNKNOWN_WORK_TYPE, message=f"no handler for work type {item.type}"
+            )
+            await self._settle_failure(lease, error, retryable=False)
+            return
+        task = asyncio.create_task(self.handler(item))
+        try:
+            while not task.done():
+                await asyncio.wait(
+                    {task, aborted},
+                    timeout=self.settings.heartbeat,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                if task.done():
+                    break
+                if aborted.done():
+                    await _cancel(task)
+                    await self._release(lease)
+                    return
+                if not await self._extend(lease):
+                    await _cancel(task)
+                    return
+        except BaseException:
+            # Our own caller cancelled us: do not leave the handler running unowned.
+            await _cancel(task)
+            raise
+        exc = asyncio.CancelledError() if task.cancelled() else task.exception()
+        if exc is None:
+            await self._settle(lambda: self._complete(lease, task.result()))
+        else:
+            error, retryable = _error_for(exc)
+            await self._settle_failure(lease, error, retryable)
+
+    async def _extend(self, lease: Lease) -> bool:
+        """Keeps the lease alive; False once it is lost and the handler must be abandoned."""
+        try:
+            await self.queue.extend(lease.job_id, lease.token, self.settings.lease_ttl)
+        except LeaseLostError:
+            log.warning("lost the lease on job %s; abandoning its handler", lease.job_id)
+            self.report.leases_lost += 1
+            return False
+        except WorkQueueError as exc:
+            # The lease may still be alive; try again at the next heartbeat.
+            log.warning("could not extend the lease on job %s: %s", lease.job_id, exc)
+        return True
+
+    async def _complete(self, lease: Lease, result: bytes) -> None:
+        await self.queue.complete(lease.job_id, lease.token, result)
+        self.report.completed += 1
+
+    async def _settle_failure(
+        self, lease: Lease, error: error_pb2.ErrorDetail, retryable: bool
+    ) -> None:
+        async def fail() -> None:
+            state = await self.queue.fail(lease.job_id, lease.token, error, retryable)
+            if state == DEAD:
+                log.error("job %s dead-lettered: %s %s", lease.job_id, error.code, error.message)
+                self.report.dead_lettered += 1
+            else:
+                self.report.retried += 1
+
+        await self._settle(fail)
+
+    async def _release(self, lease: Lease) -> None:
+        async def release() -> None:
+            await self.queue.release(lease.job_id, lease.token)
+            self.report.released += 1
+
+        await self._settle(release)
+
+    async def _settle(self, action: Callable[[], Awaitable[None]]) -> None:
+        """Runs a settle call, retrying while the store is unavailable (settling is idempotent).
+
+        Gives up when the lease is lost, or when an abort is requested: the lease then simply
+        expires and the reaper hands the job to someone else.
+        """
+        backoff = self.settings.poll_interval
+        while True:
+            try:
+                await action()
+                return
+            except LeaseLostError as exc:
+                self.report.leases_lost += 1
+                log.warning("settling too late: %s", exc)
+                return
+            except WorkQueueError as exc:
+                if not exc.retryable or self.shutdown.aborting.is_set():
+                    self.report.errors.append(f"{exc.code}: {exc}")
+                    log.error("could not settle a job: %s", exc)
+                    return
+                log.warning("settling failed (%s); retrying in %.2fs", exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.settings.max_backoff)
+
+
+async def _cancel(task: asyncio.Task[bytes]) -> None:
+    task.cancel()
+    with contextlib.suppress(BaseException):
+        await task
+
+
+async def run_worker(
+    queue: WorkQueue,
+    handler: Handler,
+    *,
+    worker_id: str,
+    settings: WorkerSettings | None = None,
+    shutdown: Shutdown | None = None,
+    handle_signals: bool = True,
+) -> WorkerReport:
+    """Works the queue until shutdown; returns what this worker did.
+
+    With `handle_signals`, SIGTERM and SIGINT call `shutdown.request()` (first: drain,
+    second: release and exit); the previous handlers are restored on return.
+    """
+    shutdown = shutdown or Shutdown()
+    worker = _Worker(queue, handler, worker_id, settings or WorkerSettings(), shutdown)
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGTERM, signal.SIGINT) if handle_signals else ()
+    for signum in signals:
+        loop.add_signal_handler(signum, shutdown.request)
+    try:
+        return await worker.run()
+    finally:
+        for signum in signals:
+            loop.remove_signal_handler(signum)
