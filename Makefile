@@ -6,8 +6,10 @@
 #   make generate        schemas/ -> generated/python, golden fixtures, docs (buf.gen.yaml)
 #   make check-generated fail if the committed generated output differs from the schemas'
 #   make breaking        buf breaking against the schemas on main (AGAINST=<git ref>)
+#   make docs            static docs site in docs/site/ (open docs/site/index.html)
 #   make lint            ruff, buf lint, buf format --diff
-#   make typecheck       mypy --strict on runtime/, services/, codegen/
+#   make typecheck       mypy --strict on runtime/, services/, codegen/, bench/
+#   make bench           benchmarks against their baselines in the same run; prints the ratios
 #   make test            setup + services-up, then the whole test suite
 #   make clean           stop the servers and remove .venv, .tools, .services and caches
 
@@ -19,16 +21,19 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 BUF := .tools/bin/buf
-MYPY_TARGETS := runtime/qmtl services/qmtl codegen/qmtl_codegen
+MYPY_TARGETS := runtime/qmtl services/qmtl codegen/qmtl_codegen bench
+BENCH_ARGS ?=
 AGAINST ?= main
 # Everything `make generate` writes; tests/golden/fixtures is append-only and never wiped.
-GENERATED := generated docs/schemas/reference.md tests/golden/fixtures
+GENERATED := generated docs/schemas/reference.md docs/openapi tests/golden/fixtures
+# Wiped before each run so that output of a deleted schema element does not linger.
+REGENERATED := generated/python generated/jsonschema docs/openapi/swagger docs/openapi/*.openapi.json
 
 .PHONY: help setup services-up services-down services-status generate check-generated breaking \
-	lint typecheck test clean lock
+	docs lint typecheck test bench clean lock
 
 help:
-	@sed -n '2,13s/^# //p' Makefile
+	@sed -n '2,15s/^# //p' Makefile
 
 setup:
 	@echo "==> setup: system packages, .venv and .tools (skips what is already in place)"
@@ -53,23 +58,23 @@ services-status:
 generate: prereqs
 	@echo "==> generate [1/3]: buf lint schemas/"
 	@$(BUF) lint
-	@echo "==> generate [2/3]: clearing generated/python (fixtures are append-only and kept)"
-	@rm -rf generated/python
-	@echo "==> generate [3/3]: buf generate (buf.gen.yaml): messages, stubs, gRPC, package, fixtures, docs"
+	@echo "==> generate [2/3]: clearing $(REGENERATED) (fixtures are append-only and kept)"
+	@rm -rf $(REGENERATED)
+	@echo "==> generate [3/3]: buf generate (buf.gen.yaml): messages, stubs, gRPC, HTTP, OpenAPI, JSON Schema, fixtures, docs"
 	@$(BUF) generate
 	@echo "    $$(find generated -type f | wc -l) files in generated/, $$(find tests/golden/fixtures -name '*.binpb' | wc -l) binary fixtures"
 
-check-generated: generate
-	@echo "==> check-generated: committed output must equal what the schemas produce"
-	@if [ -n "$$(git status --porcelain -- $(GENERATED))" ]; then \
-		echo "generated output differs from the committed files (run make generate and commit):"; \
-		git status --short -- $(GENERATED); git --no-pager diff --stat -- $(GENERATED); exit 1; \
-	fi
-	@echo "    generated output is up to date"
+check-generated: prereqs
+	@echo "==> check-generated: the generated files must be exactly what the schemas produce"
+	@bash scripts/check_generated.sh $(GENERATED)
 
 breaking: prereqs
 	@echo "==> breaking: buf breaking against $(AGAINST)"
 	@bash scripts/breaking.sh $(AGAINST)
+
+docs: prereqs
+	@echo "==> docs: public OpenAPI + schema reference -> docs/site/ (Redoc, marked; pinned by docs/site-src/package-lock.json)"
+	@bash scripts/docs.sh
 
 lint: prereqs
 	@echo "==> lint: ruff check, ruff format --check, buf lint, buf format --diff"
@@ -86,6 +91,12 @@ test: services-up check-generated
 	@echo "==> test: pytest against the real servers"
 	@$(BIN)/pytest $(PYTEST_ARGS)
 
+bench: services-up
+	@echo "==> bench [1/2 queue]: work queue vs a raw redis-py baseline (same Redis, same fsync policy)"
+	@$(BIN)/python bench/queue/run.py $(BENCH_ARGS)
+	@echo "==> bench [2/2 http]: generated GET route vs a bare Starlette route (same bytes, same server)"
+	@$(BIN)/python bench/http/run.py
+
 lock: prereqs
 	@echo "==> lock: re-pinning constraints.txt from the current .venv"
 	@{ sed -n '1,2p' constraints.txt; $(BIN)/pip freeze --exclude-editable; } > constraints.txt.new
@@ -94,5 +105,5 @@ lock: prereqs
 clean:
 	@echo "==> clean: stopping servers, removing .venv .tools .services and caches"
 	@if [ -x scripts/services/all.sh ]; then bash scripts/services/all.sh down || true; fi
-	@rm -rf $(VENV) .tools .services .pytest_cache .mypy_cache .ruff_cache
+	@rm -rf $(VENV) .tools .services .pytest_cache .mypy_cache .ruff_cache .hypothesis docs/site docs/site-src/node_modules
 	@find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -25,8 +25,9 @@ phase_system() {
   command -v mvn >/dev/null || missing+=(maven)
   command -v java >/dev/null || missing+=(openjdk-17-jdk-headless)
   command -v go >/dev/null || [ -x /usr/local/go/bin/go ] || missing+=(golang-go)
+  command -v chromium >/dev/null || missing+=(chromium)
   if [ "${#missing[@]}" -eq 0 ]; then
-    say "system packages: redis-server, maven, java and go present"
+    say "system packages: redis-server, maven, java, go and chromium present"
     return
   fi
   say "system packages: installing ${missing[*]} with apt-get"

@@ -4,6 +4,9 @@ The distribution ("qmtl-contracts" by default) declares only what generated code
 the protobuf runtime at least as new as the one the generators ran with (generated modules
 refuse an older runtime), grpcio at least as new as grpcio-tools (the gRPC stubs check it) and
 googleapis-common-protos for the google.api annotations the schemas import.
+The HTTP routers and typed clients (`*_http.py`, `*_client.py`) also need FastAPI and httpx,
+declared as the optional extra `http`, and the qmtl-nextgen runtime (`qmtl.runtime`), which
+is not on an index; message modules never import them, so the messages install alone.
 Versions come from this environment, which constraints.txt pins, so the output is
 reproducible. `qmtl` stays a namespace package (no __init__.py) shared with the services.
 """
@@ -34,6 +37,14 @@ dependencies = [
   "googleapis-common-protos>={googleapis}",
 ]
 
+[project.optional-dependencies]
+# For the *_http.py routers and *_client.py clients, which also need the qmtl-nextgen runtime
+# (qmtl.runtime: codec, errors, auth) installed beside this package.
+http = [
+  "fastapi>={fastapi}",
+  "httpx>={httpx}",
+]
+
 [tool.hatch.build.targets.wheel]
 packages = ["qmtl"]
 """
@@ -52,6 +63,8 @@ def generate(request: plugin_pb2.CodeGeneratorRequest) -> Iterator[OutputFile]:
             protobuf_next_major=int(protobuf.split(".")[0]) + 1,
             grpcio=metadata.version("grpcio-tools"),
             googleapis=metadata.version("googleapis-common-protos"),
+            fastapi=metadata.version("fastapi"),
+            httpx=metadata.version("httpx"),
         ),
     )
     # PEP 561 marker: the .pyi stubs next to each module are the package's types.

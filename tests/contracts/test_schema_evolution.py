@@ -63,3 +63,73 @@ def test_new_message_gets_class_stub_fixtures_and_reference(workspace: Path, run
 
     after = {p.relative_to(fixtures): p.read_bytes() for p in fixtures.rglob("*") if p.is_file()}
     assert {k: after[k] for k in before} == before, "an existing fixture was rewritten"
+
+
+PROBE_MESSAGES = """\
+syntax = "proto3";
+
+package qmtl.gateway.v1;
+
+// GetProbeRequest asks for one probe.
+message GetProbeRequest {
+  // Which probe.
+  string probe_id = 1;
+  // How many samples to return.
+  int32 limit = 2;
+}
+
+// GetProbeResponse is one probe.
+message GetProbeResponse {
+  // The probe's samples.
+  repeated double samples = 1;
+}
+"""
+
+PROBE_RPC = """\
+  // Returns one probe.
+  rpc GetProbe(GetProbeRequest) returns (GetProbeResponse) {
+    option (google.api.http) = {get: "/v1/gateway/probes/{probe_id}"};
+    option (qmtl.api.v1.access) = {
+      access: ACCESS_PUBLIC_READ
+      required_scopes: "probes:read"
+    };
+  }
+}
+"""
+
+
+def test_new_get_rpc_gets_route_client_openapi_schema_and_fixtures(
+    workspace: Path, run: Run
+) -> None:
+    gateway = workspace / "schemas" / "qmtl" / "gateway" / "v1"
+    (gateway / "probe_messages.proto").write_text(PROBE_MESSAGES)
+    service = gateway / "gateway_service.proto"
+    text = service.read_text()
+    text = text.replace(
+        'import "qmtl/gateway/v1/health_messages.proto";\n',
+        'import "qmtl/gateway/v1/health_messages.proto";\n'
+        'import "qmtl/gateway/v1/probe_messages.proto";\n',
+    )
+    service.write_text(text[: text.rstrip().rindex("}")] + PROBE_RPC)
+
+    result = run(BUF, "generate", cwd=workspace)
+    assert result.returncode == 0, result.stderr
+
+    python = workspace / "generated" / "python" / "qmtl" / "gateway" / "v1"
+    routes = (python / "gateway_service_http.py").read_text()
+    assert "/v1/gateway/probes/{probe_id}" in routes
+    assert "async def get_probe(" in routes
+    client = (python / "gateway_service_client.py").read_text()
+    assert "def get_probe(" in client
+
+    document = json.loads((workspace / "docs" / "openapi" / "public.openapi.json").read_text())
+    operation = document["paths"]["/v1/gateway/probes/{probe_id}"]["get"]
+    assert operation["operationId"] == "GatewayService_GetProbe"
+    assert operation["x-qmtl-required-scopes"] == ["probes:read"]
+
+    schemas = workspace / "generated" / "jsonschema"
+    for name in ("GetProbeRequest", "GetProbeResponse"):
+        assert (schemas / f"qmtl.gateway.v1.{name}.schema.json").is_file()
+        # The generated route tests answer each rpc with its response's golden fixture.
+        fixtures = workspace / "tests" / "golden" / "fixtures" / f"qmtl.gateway.v1.{name}"
+        assert sorted(fixtures.glob("*.binpb")), f"no fixture for {name}"

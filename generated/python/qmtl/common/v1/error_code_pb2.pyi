@@ -113,6 +113,10 @@ class _ErrorCodeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorCode.V
     """An unexpected server error; the message never contains a traceback
     (HTTP 500).
     """
+    ERROR_CODE_INVALID_ARGUMENT: _ErrorCode.ValueType  # 24
+    """A request argument outside the body is unknown or does not parse, e.g. a
+    query parameter `interval=soon` (HTTP 400); `details.parameter` names it.
+    """
 
 class ErrorCode(_ErrorCode, metaclass=_ErrorCodeEnumTypeWrapper):
     """ErrorCode lists the known values of `ErrorDetail.code`.
@@ -212,5 +216,9 @@ details: `{queue, attempts}`.
 ERROR_CODE_INTERNAL: ErrorCode.ValueType  # 23
 """An unexpected server error; the message never contains a traceback
 (HTTP 500).
+"""
+ERROR_CODE_INVALID_ARGUMENT: ErrorCode.ValueType  # 24
+"""A request argument outside the body is unknown or does not parse, e.g. a
+query parameter `interval=soon` (HTTP 400); `details.parameter` names it.
 """
 Global___ErrorCode: _TypeAlias = ErrorCode  # noqa: Y015

@@ -1,0 +1,278 @@
+"""Requests/s of a generated GET route against a bare Starlette route returning the same bytes.
+
+    .venv/bin/python bench/http/run.py [--requests 5000] [--connections 16] [--rounds 15]
+
+Each app runs in its own uvicorn process on 127.0.0.1; this process is the load generator: a
+raw asyncio HTTP/1.1 client holding keep-alive connections, sending one request at a time per
+connection, for a bounded number of requests (and at most --seconds per measurement). The
+targets are measured in alternating rounds, so drift in the machine's load hits them alike;
+the median round of each is reported, and the median of the per-round ratios.
+
+- bare:      a Starlette route returning the golden GetQueuesByTagResponse bytes
+- generated: Gateway's generated GetQueuesByTag route (bearer token verified, scopes checked,
+             tags/interval query parsed, Accept negotiated, the fixture message encoded)
+- fastapi:   for reference, a plain FastAPI path operation returning the same raw bytes
+
+The ratio generated/bare is the figure of merit (goal: >= 0.85). It is printed twice: from
+requests/s, and from the server processes' CPU time per request (read from /proc), which other
+processes on a busy machine disturb much less.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import os
+import socket
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = ROOT / "tests" / "golden" / "fixtures"
+RESPONSE = "qmtl.gateway.v1.GetQueuesByTagResponse"
+PATH = "/v1/gateway/queues/by-tag"
+QUERY = "?tags=BTC&tags=price&interval=60"
+SECRET = b"bench-secret"
+
+
+def payload() -> bytes:
+    return sorted((FIXTURES / RESPONSE).glob("full-*.binpb"))[0].read_bytes()
+
+
+# -- the apps (built inside the server process) -----------------------------------------------
+
+
+def bare_app() -> Any:
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    body = payload()
+
+    async def endpoint(request: Request) -> Response:
+        return Response(body, media_type="application/x-protobuf")
+
+    return Starlette(routes=[Route(PATH, endpoint, methods=["GET"])])
+
+
+def generated_app() -> Any:
+    from qmtl.gateway.v1 import gateway_service_http
+    from qmtl.gateway.v1.queue_messages_pb2 import (
+        GetQueuesByTagRequest,
+        GetQueuesByTagResponse,
+    )
+    from qmtl.runtime.auth import HmacTokenVerifier, Principal
+
+    reply = GetQueuesByTagResponse.FromString(payload())
+
+    class Handler:
+        async def get_queues_by_tag(
+            self, request: GetQueuesByTagRequest, principal: Principal | None
+        ) -> GetQueuesByTagResponse:
+            return reply
+
+        def __getattr__(self, name: str) -> Any:
+            raise NotImplementedError(name)
+
+    return gateway_service_http.create_gateway_service_public_app(
+        Handler(),
+        HmacTokenVerifier(SECRET),
+    )
+
+
+def fastapi_app() -> Any:
+    from fastapi import FastAPI
+    from starlette.responses import Response
+
+    body = payload()
+    app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+
+    @app.get(PATH)
+    async def endpoint() -> Response:
+        return Response(body, media_type="application/x-protobuf")
+
+    return app
+
+
+APPS: dict[str, Callable[[], Any]] = {
+    "bare": bare_app,
+    "generated": generated_app,
+    "fastapi": fastapi_app,
+}
+
+
+def _pin(cpu: int) -> None:
+    # Servers on one core, the load generator on another, so neither steals the other's time
+    # slices and the scheduler does not move them mid-run.
+    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
+        os.sched_setaffinity(0, {cpu % (os.cpu_count() or 1)})
+
+
+def serve(name: str, sock: socket.socket, ready: Connection) -> None:
+    import uvicorn
+
+    _pin(0)
+
+    config = uvicorn.Config(
+        APPS[name](),
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        loop="asyncio",
+        http="h11",
+    )
+    server = uvicorn.Server(config)
+    ready.send(True)
+    server.run(sockets=[sock])
+
+
+# -- the load generator -----------------------------------------------------------------------
+
+
+@dataclass
+class Tally:
+    done: int = 0
+    failed: int = 0
+
+
+async def _connection(
+    port: int, request: bytes, budget: list[int], deadline: float, tally: Tally
+) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        while budget[0] > 0 and time.perf_counter() < deadline:
+            budget[0] -= 1
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line[:15].lower() == b"content-length:":
+                    length = int(line[15:])
+            if length:
+                await reader.readexactly(length)
+            if head[9:12] == b"200":
+                tally.done += 1
+            else:
+                tally.failed += 1
+    finally:
+        writer.close()
+
+
+async def measure(port: int, request: bytes, count: int, connections: int, seconds: float) -> float:
+    budget, tally = [count], Tally()
+    start = time.perf_counter()
+    await asyncio.gather(
+        *(_connection(port, request, budget, start + seconds, tally) for _ in range(connections))
+    )
+    elapsed = time.perf_counter() - start
+    if tally.failed:
+        raise SystemExit(f"{tally.failed} responses were not 200 on port {port}")
+    return tally.done / elapsed
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    # Fields 14 and 15 of stat(5), counted from the state field (3) after the command name.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def request_bytes() -> bytes:
+    """The same request for every target, so the server's HTTP parsing costs them alike."""
+    from qmtl.runtime.auth import issue_token
+
+    token = issue_token(SECRET, "bench", ["queues:read"])
+    headers = [
+        f"GET {PATH}{QUERY} HTTP/1.1",
+        "Host: 127.0.0.1",
+        "Accept: application/x-protobuf",
+        f"Authorization: Bearer {token}",
+    ]
+    return ("\r\n".join(headers) + "\r\n\r\n").encode()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=5000, help="per target and round")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--seconds", type=float, default=10.0, help="cap per measurement")
+    parser.add_argument("--warmup", type=int, default=2000)
+    args = parser.parse_args(argv)
+
+    context = multiprocessing.get_context("fork")
+    servers: dict[str, tuple[int, Any]] = {}
+    try:
+        for name in APPS:
+            # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets whose proto
+            # says TCP, and without it uvicorn's separate header and body writes meet the
+            # client's delayed ACK (40 ms per response).
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(("127.0.0.1", 0))
+            sock.listen(1024)
+            parent, child = context.Pipe()
+            process = context.Process(target=serve, args=(name, sock, child), daemon=True)
+            process.start()
+            if not parent.poll(30) or not parent.recv():
+                raise SystemExit(f"{name} server did not start")
+            servers[name] = (sock.getsockname()[1], process)
+            sock.close()
+
+        _pin(1)
+        request = request_bytes()
+        results: dict[str, list[float]] = {name: [] for name in APPS}
+        cpu: dict[str, list[float]] = {name: [] for name in APPS}
+        for port, _ in servers.values():
+            asyncio.run(measure(port, request, args.warmup, args.connections, 30))
+        for _ in range(args.rounds):
+            for name, (port, process) in servers.items():
+                before = cpu_seconds(process.pid)
+                rate = asyncio.run(
+                    measure(port, request, args.requests, args.connections, args.seconds)
+                )
+                results[name].append(rate)
+                cpu[name].append((cpu_seconds(process.pid) - before) / args.requests)
+    finally:
+        for _, process in servers.values():
+            process.terminate()
+            process.join(10)
+
+    median = {name: statistics.median(rates) for name, rates in results.items()}
+    # Each round measures the targets back to back, so a round's ratio compares them under
+    # the same machine load; the median over rounds discards rounds another process disturbed.
+    ratios = {
+        name: statistics.median(
+            rate / bare for rate, bare in zip(results[name], results["bare"], strict=True)
+        )
+        for name in APPS
+    }
+    print(
+        f"HTTP GET {PATH} -> {len(payload())} protobuf bytes; {args.requests} requests x "
+        f"{args.rounds} rounds, {args.connections} keep-alive connections, uvicorn (h11, asyncio)"
+    )
+    # Server CPU time per request does not depend on what else the machine runs, so its ratio
+    # (bare over target: the throughput a CPU-bound server would reach) is the steadier figure.
+    cpu_us = {name: statistics.median(values) * 1e6 for name, values in cpu.items()}
+    for name, rates in results.items():
+        rounds = ", ".join(f"{rate:,.0f}" for rate in rates)
+        print(
+            f"  {name:<10} {median[name]:>9,.0f} req/s  {cpu_us[name]:6.1f} server CPU us/req"
+            f"   (rounds: {rounds})"
+        )
+    for name, note in (("generated", "goal >= 0.85"), ("fastapi", "reference")):
+        print(
+            f"  ratio {name}/bare = {ratios[name]:.2f} by req/s (median of rounds), "
+            f"{cpu_us['bare'] / cpu_us[name]:.2f} by server CPU per request ({note})"
+        )
+
+
+if __name__ == "__main__":
+    main()

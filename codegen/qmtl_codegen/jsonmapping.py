@@ -1,0 +1,311 @@
+"""The proto3 JSON mapping, written as JSON Schema (draft 2020-12) schema objects.
+
+OpenAPI 3.1 schema objects are JSON Schema 2020-12, so the OpenAPI documents and the
+per-message JSON Schemas share this one mapping; they differ only in where named types live
+(`#/components/schemas/<name>` or `#/$defs/<name>`), which the caller passes as `ref`.
+
+The schemas describe the canonical JSON that protobuf's printer emits and every parser reads:
+field names are JSON names (camelCase, `json_name` honoured), 64-bit integers are decimal
+strings, bytes are base64, enums are value names, and the well-known types take their special
+forms. Parsers are more lenient (proto field names, enum numbers, numbers for 64-bit
+integers); the lenient forms are deliberately not described, so that producers stick to one.
+Objects stay open (no `additionalProperties: false`): adding a field is a compatible change,
+and a client holding an older document must still accept a newer server's messages.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from google.protobuf import descriptor, descriptor_pb2
+
+from qmtl_codegen import options
+from qmtl_codegen.descriptors import Schema
+
+JsonObject = dict[str, Any]
+# Turns a message or enum full name into the value of a `$ref` pointing at its definition.
+RefWriter = Callable[[str], str]
+NamedType = descriptor.Descriptor | descriptor.EnumDescriptor
+
+FD = descriptor.FieldDescriptor
+WELL_KNOWN = "google.protobuf."
+INT64_PATTERN = r"^-?[0-9]+$"
+UINT64_PATTERN = r"^[0-9]+$"
+# protobuf's Duration JSON form, seconds with up to nine fractional digits: "1.5s", "-0.000001s".
+DURATION_PATTERN = r"^-?[0-9]+(\.[0-9]{1,9})?s$"
+# Standard or URL-safe base64, padding optional: what protobuf's parsers accept.
+BASE64_PATTERN = r"^[A-Za-z0-9+/_-]*={0,2}$"
+# JSON numbers cannot hold these float values; protobuf writes them as strings.
+FLOAT_SPECIALS = ["NaN", "Infinity", "-Infinity"]
+
+_INT32 = {"minimum": -(2**31), "maximum": 2**31 - 1}
+_UINT32 = {"minimum": 0, "maximum": 2**32 - 1}
+# Map keys are always JSON strings; integer and bool keys are spelled in decimal / true|false.
+_KEY_PATTERNS = {
+    FD.TYPE_INT32: INT64_PATTERN,
+    FD.TYPE_SINT32: INT64_PATTERN,
+    FD.TYPE_SFIXED32: INT64_PATTERN,
+    FD.TYPE_INT64: INT64_PATTERN,
+    FD.TYPE_SINT64: INT64_PATTERN,
+    FD.TYPE_SFIXED64: INT64_PATTERN,
+    FD.TYPE_UINT32: UINT64_PATTERN,
+    FD.TYPE_FIXED32: UINT64_PATTERN,
+    FD.TYPE_UINT64: UINT64_PATTERN,
+    FD.TYPE_FIXED64: UINT64_PATTERN,
+    FD.TYPE_BOOL: "^(true|false)$",
+}
+# The wrappers of google/protobuf/wrappers.proto: JSON is the wrapped value, or null when unset.
+WRAPPERS = frozenset(
+    WELL_KNOWN + name
+    for name in (
+        "DoubleValue",
+        "FloatValue",
+        "Int64Value",
+        "UInt64Value",
+        "Int32Value",
+        "UInt32Value",
+        "BoolValue",
+        "StringValue",
+        "BytesValue",
+    )
+)
+NULL_VALUE = WELL_KNOWN + "NullValue"
+
+
+def dump(document: JsonObject) -> str:
+    """The canonical text of a generated JSON document: stable, two-space indent, one newline."""
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+
+
+def json_name(fld: descriptor.FieldDescriptor) -> str:
+    # The runtime derives the JSON name when a descriptor did not spell it out.
+    name: str = fld.json_name  # type: ignore[attr-defined]
+    return name
+
+
+def is_map(fld: descriptor.FieldDescriptor) -> bool:
+    entry = fld.message_type
+    return bool(fld.is_repeated) and entry is not None and entry.GetOptions().map_entry
+
+
+def is_inlined(desc: descriptor.Descriptor) -> bool:
+    """Whether a message type maps to an inline schema instead of a named definition."""
+    return well_known(desc) is not None
+
+
+@functools.cache
+def _proto3_optional(desc: descriptor.Descriptor) -> frozenset[str]:
+    # The runtime descriptors do not expose proto3_optional; the descriptor proto does.
+    proto = descriptor_pb2.DescriptorProto()
+    desc.CopyToProto(proto)  # type: ignore[no-untyped-call]
+    return frozenset(f.name for f in proto.field if f.proto3_optional)
+
+
+def real_oneofs(desc: descriptor.Descriptor) -> list[descriptor.OneofDescriptor]:
+    """The message's oneofs, without the one-field oneofs protoc makes for proto3 `optional`."""
+    synthetic = _proto3_optional(desc)
+    return [
+        oneof
+        for oneof in desc.oneofs
+        if not (len(oneof.fields) == 1 and oneof.fields[0].name in synthetic)
+    ]
+
+
+def is_proto3_optional(fld: descriptor.FieldDescriptor) -> bool:
+    return fld.containing_type is not None and fld.name in _proto3_optional(fld.containing_type)
+
+
+def scalar(fld: descriptor.FieldDescriptor) -> JsonObject:
+    """The schema of a scalar (non-message, non-enum) value."""
+    kind = fld.type
+    if kind in (FD.TYPE_DOUBLE, FD.TYPE_FLOAT):
+        number = "double" if kind == FD.TYPE_DOUBLE else "float"
+        return {
+            "anyOf": [
+                {"type": "number", "format": number},
+                {"type": "string", "enum": list(FLOAT_SPECIALS)},
+            ]
+        }
+    if kind in (FD.TYPE_INT64, FD.TYPE_SINT64, FD.TYPE_SFIXED64):
+        return {"type": "string", "format": "int64", "pattern": INT64_PATTERN}
+    if kind in (FD.TYPE_UINT64, FD.TYPE_FIXED64):
+        return {"type": "string", "format": "uint64", "pattern": UINT64_PATTERN}
+    if kind in (FD.TYPE_INT32, FD.TYPE_SINT32, FD.TYPE_SFIXED32):
+        return {"type": "integer", "format": "int32", **_INT32}
+    if kind in (FD.TYPE_UINT32, FD.TYPE_FIXED32):
+        return {"type": "integer", "format": "uint32", **_UINT32}
+    if kind == FD.TYPE_BOOL:
+        return {"type": "boolean"}
+    if kind == FD.TYPE_STRING:
+        return {"type": "string"}
+    if kind == FD.TYPE_BYTES:
+        return {"type": "string", "contentEncoding": "base64", "pattern": BASE64_PATTERN}
+    raise ValueError(f"{fld.full_name}: no JSON schema for field type {kind}")
+
+
+def nullable(schema: JsonObject) -> JsonObject:
+    """`schema` that also accepts null: `type: [x, "null"]`, or an extra anyOf branch."""
+    if isinstance(schema.get("type"), str):
+        return {**schema, "type": [schema["type"], "null"]}
+    return {**schema, "anyOf": [*schema.get("anyOf", [schema]), {"type": "null"}]}
+
+
+def wrapped_value(desc: descriptor.Descriptor) -> descriptor.FieldDescriptor:
+    """The `value` field of a wrapper message."""
+    found: descriptor.FieldDescriptor = desc.fields_by_name["value"]
+    return found
+
+
+def well_known(desc: descriptor.Descriptor) -> JsonObject | None:
+    """The inline schema of a well-known type with a special JSON form; None for other types."""
+    if not desc.full_name.startswith(WELL_KNOWN):
+        return None
+    if desc.full_name in WRAPPERS:
+        return nullable(scalar(wrapped_value(desc)))
+    name = desc.full_name.removeprefix(WELL_KNOWN)
+    special: dict[str, JsonObject] = {
+        "Timestamp": {"type": "string", "format": "date-time"},
+        "Duration": {"type": "string", "pattern": DURATION_PATTERN},
+        "FieldMask": {"type": "string"},
+        # Free-form JSON: Struct is any object, Value any JSON value, ListValue any array.
+        "Struct": {"type": "object"},
+        "Value": {},
+        "ListValue": {"type": "array"},
+        "Empty": {"type": "object", "maxProperties": 0},
+        "Any": {
+            "type": "object",
+            "properties": {"@type": {"type": "string"}},
+            "required": ["@type"],
+        },
+    }
+    found = special.get(name)
+    return dict(found) if found is not None else None
+
+
+class JsonMapping:
+    """Builds the schema objects of messages, enums and fields, with `ref` for named types."""
+
+    def __init__(self, schema: Schema, ref: RefWriter) -> None:
+        self.schema = schema
+        self.ref = ref
+
+    def value(self, fld: descriptor.FieldDescriptor) -> JsonObject:
+        """The schema of one value of `fld`: an element if repeated, without documentation."""
+        if fld.message_type is not None:
+            inline = well_known(fld.message_type)
+            return inline if inline is not None else {"$ref": self.ref(fld.message_type.full_name)}
+        if fld.enum_type is not None:
+            if fld.enum_type.full_name == NULL_VALUE:
+                return {"type": "null"}
+            return {"$ref": self.ref(fld.enum_type.full_name)}
+        return scalar(fld)
+
+    def shape(self, fld: descriptor.FieldDescriptor) -> JsonObject:
+        """The schema of the whole field: a map, an array or a single value."""
+        if is_map(fld):
+            key, val = (fld.message_type.fields_by_name[n] for n in ("key", "value"))
+            schema: JsonObject = {"type": "object", "additionalProperties": self.value(val)}
+            if key.type in _KEY_PATTERNS:
+                schema["propertyNames"] = {"pattern": _KEY_PATTERNS[key.type]}
+            return schema
+        if fld.is_repeated:
+            return {"type": "array", "items": self.value(fld)}
+        return self.value(fld)
+
+    def field(self, fld: descriptor.FieldDescriptor) -> JsonObject:
+        """A property of a message schema: the field's shape with its documentation."""
+        schema = self.shape(fld)
+        notes = [self.schema.comment(fld.full_name)]
+        oneof = fld.containing_oneof
+        if oneof is not None and oneof in real_oneofs(fld.containing_type):
+            notes.append(f"Member of oneof `{oneof.name}`: at most one of its fields is set.")
+        _document(schema, "\n\n".join(n for n in notes if n), fld.GetOptions().deprecated)
+        behaviors = options.field_behaviors(self.schema.pool, fld)
+        if "OUTPUT_ONLY" in behaviors:
+            schema["readOnly"] = True
+        if "INPUT_ONLY" in behaviors:
+            schema["writeOnly"] = True
+        return schema
+
+    def required(self, fld: descriptor.FieldDescriptor) -> bool:
+        return "REQUIRED" in options.field_behaviors(self.schema.pool, fld)
+
+    def message(self, desc: descriptor.Descriptor) -> JsonObject:
+        """The definition of a message type that has no special JSON form."""
+        schema: JsonObject = {"type": "object"}
+        _document(schema, self.schema.comment(desc.full_name), desc.GetOptions().deprecated)
+        schema["properties"] = {json_name(f): self.field(f) for f in desc.fields}
+        required = [json_name(f) for f in desc.fields if self.required(f)]
+        if required:
+            schema["required"] = required
+        choices = [o for o in real_oneofs(desc) if len(o.fields) > 1]
+        if choices:
+            schema["x-oneof"] = {o.name: [json_name(f) for f in o.fields] for o in choices}
+            schema["allOf"] = [_at_most_one(o) for o in choices]
+        return schema
+
+    def enum(self, desc: descriptor.EnumDescriptor) -> JsonObject:
+        """The definition of an enum: its value names, each documented in the description."""
+        lines = [self.schema.comment(desc.full_name)]
+        for value in desc.values:
+            text = " ".join(self.schema.comment(f"{desc.full_name}.{value.name}").split())
+            mark = " (deprecated)" if value.GetOptions().deprecated else ""
+            lines.append(f"- `{value.name}`{mark}: {text}" if text else f"- `{value.name}`{mark}")
+        schema: JsonObject = {"type": "string"}
+        _document(schema, "\n".join(line for line in lines if line), desc.GetOptions().deprecated)
+        schema["enum"] = [value.name for value in desc.values]
+        deprecated = [v.name for v in desc.values if v.GetOptions().deprecated]
+        if deprecated:
+            schema["x-enum-deprecated"] = deprecated
+        return schema
+
+    def definition(self, named: NamedType) -> JsonObject:
+        if isinstance(named, descriptor.EnumDescriptor):
+            return self.enum(named)
+        return self.message(named)
+
+
+def _document(schema: JsonObject, description: str, deprecated: bool) -> None:
+    if description:
+        schema["description"] = description
+    if deprecated:
+        schema["deprecated"] = True
+
+
+def _at_most_one(oneof: descriptor.OneofDescriptor) -> JsonObject:
+    """A constraint that no two members of a oneof are present; none present is valid."""
+    names = [json_name(f) for f in oneof.fields]
+    pairs = [[a, b] for i, a in enumerate(names) for b in names[i + 1 :]]
+    return {
+        "description": f"At most one member of oneof `{oneof.name}` is set.",
+        "not": {"anyOf": [{"required": pair} for pair in pairs]},
+    }
+
+
+def named_types(roots: Iterable[NamedType]) -> dict[str, NamedType]:
+    """Every message and enum that needs a definition: `roots` and all they reference.
+
+    Well-known types with a special JSON form are inlined and so not listed. Sorted by name.
+    """
+    found: dict[str, NamedType] = {}
+    pending = list(roots)
+    while pending:
+        named = pending.pop()
+        if named.full_name in found:
+            continue
+        found[named.full_name] = named
+        if isinstance(named, descriptor.Descriptor):
+            pending.extend(_references(named))
+    return dict(sorted(found.items()))
+
+
+def _references(desc: descriptor.Descriptor) -> Iterable[NamedType]:
+    for fld in desc.fields:
+        target = fld.message_type.fields_by_name["value"] if is_map(fld) else fld
+        if target.message_type is not None and not is_inlined(target.message_type):
+            yield target.message_type
+        if target.enum_type is not None and target.enum_type.full_name != NULL_VALUE:
+            yield target.enum_type

@@ -1,0 +1,223 @@
+"""OpenAPI 3.1 documents of the services' HTTP surface, from the schemas alone.
+
+Each package with HTTP operations is a service area, named by the package component before
+its version (`qmtl.gateway.v1` -> `gateway`). Per area:
+
+    <area>.public.openapi.json     the public listener: the PUBLIC_READ rpcs, all GET
+    <area>.internal.openapi.json   the internal listener: the INTERNAL rpcs
+
+plus `public.openapi.json`, every area's public operations in one document. Run with
+`strategy: all`, so that one request sees every service and every type they reach.
+
+    opt: [version=0.1.0]            # info.version
+    opt: [layout=docs]              # the files above at the root of `out` (default)
+    opt: [layout=package]           # qmtl/<area>/v1/openapi/<area>.<audience>.openapi.json
+                                    # next to the generated messages, for importlib.resources
+
+Schemas are under components.schemas keyed by full proto name and follow
+qmtl_codegen.jsonmapping, shared with the per-message JSON Schemas.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from google.protobuf.compiler import plugin_pb2
+
+from qmtl_codegen.descriptors import Schema
+from qmtl_codegen.jsonmapping import JsonMapping, JsonObject, NamedType, dump, named_types
+from qmtl_codegen.openapi_errors import DEFAULT, ERROR_DETAIL, ErrorResponses, response_name
+from qmtl_codegen.openapi_operations import (
+    SECURITY_SCHEME,
+    VERBS,
+    Operation,
+    OperationBuilder,
+    content,
+    operations,
+)
+from qmtl_codegen.plugin import GeneratorError, OutputFile, header_line, parse_parameter, run
+
+OPENAPI_VERSION = "3.1.0"
+SCHEMA_REF = "#/components/schemas/"
+MERGED_PUBLIC = "public.openapi.json"
+LAYOUTS = ("docs", "package")
+
+GENERATED = (
+    "Generated from the protobuf schemas by qmtl-codegen; do not edit. The rules every route "
+    "follows are in docs/api/HTTP.md."
+)
+ENCODINGS = (
+    "Every operation serves `application/x-protobuf` (the default when `Accept` is absent or "
+    "`*/*`) and `application/json` (the proto3 JSON mapping: 64-bit integers as strings, bytes "
+    'as base64, enums by name, Timestamp as RFC 3339, Duration as `"1.5s"`). The response '
+    "follows `Accept` (406 when nothing is acceptable); a request body follows `Content-Type` "
+    "(415 otherwise)."
+)
+ERRORS = (
+    "Every error is one `qmtl.common.v1.ErrorDetail` in the negotiated encoding (JSON when "
+    "`Accept` cannot be satisfied), with the HTTP status its `code` names."
+)
+AUTHENTICATION = (
+    "Authenticated operations take `Authorization: Bearer <token>` and need every scope listed "
+    "in their `x-qmtl-required-scopes` (401 without a valid token, 403 without the scopes). "
+    "Operations without `security` need no token."
+)
+PUBLIC_ROUTING = (
+    "Public listener: read-only operations, all HTTP GET. Any other method (but HEAD) on a "
+    "public path answers 405 `E_METHOD_NOT_ALLOWED` with an ErrorDetail body and an "
+    "`Allow: GET` header; a path that no route matches answers 404."
+)
+INTERNAL_ROUTING = (
+    "Internal listener: writes, submissions and admin operations. The public app never routes "
+    "them; every one needs a bearer service token."
+)
+BEARER = {
+    "type": "http",
+    "scheme": "bearer",
+    "bearerFormat": "qmtl-service-token",
+    "description": 'A QMTL service token: `base64url(qmtl.api.v1.ServiceToken) "." '
+    "base64url(HMAC-SHA256(secret, claims))`. The default verifier checks the MAC and "
+    "`expires_at`.",
+}
+_VERSION_COMPONENT = re.compile(r"v[0-9]+[a-z0-9]*")
+
+
+def area_of(package: str) -> str:
+    """`qmtl.gateway.v1` -> `gateway`: the package component before its version."""
+    parts = package.split(".")
+    if len(parts) > 1 and _VERSION_COMPONENT.fullmatch(parts[-1]):
+        return parts[-2]
+    return parts[-1]
+
+
+class DocumentWriter:
+    """Assembles OpenAPI documents from operations; components hold only what they use."""
+
+    def __init__(self, schema: Schema, version: str) -> None:
+        self.schema = schema
+        self.version = version
+        self.mapping = JsonMapping(schema, lambda name: SCHEMA_REF + name)
+        error_content = content(ERROR_DETAIL, {"$ref": SCHEMA_REF + ERROR_DETAIL})
+        self.errors = ErrorResponses(schema, error_content)
+        self.builder = OperationBuilder(schema, self.mapping, self.errors)
+
+    def document(self, title: str, intro: str, ops: list[Operation]) -> JsonObject:
+        paths: dict[str, JsonObject] = {}
+        statuses: set[int | str] = set()
+        for op in sorted(ops, key=lambda o: (o.path, VERBS.index(o.verb))):
+            item = paths.setdefault(op.path, {})
+            if op.verb in item:
+                raise GeneratorError(
+                    f"{op.verb.upper()} {op.path} is bound by both "
+                    f"{item[op.verb]['operationId']} and {op.operation_id}"
+                )
+            item[op.verb], used = self.builder.operation(op)
+            statuses.update(used)
+        responses = {
+            response_name(s): self.errors.component(s)
+            for s in sorted(statuses, key=lambda s: (s == DEFAULT, str(s)))
+        }
+        components: JsonObject = {"schemas": self.definitions([paths, responses])}
+        if responses:
+            components["responses"] = responses
+        if any(op.authenticated for op in ops):
+            components["securitySchemes"] = {SECURITY_SCHEME: dict(BEARER)}
+        sources = sorted({op.service.file.name for op in ops})
+        description = [intro, ENCODINGS, ERRORS, AUTHENTICATION, GENERATED]
+        return {
+            "openapi": OPENAPI_VERSION,
+            "x-qmtl-generated": header_line("openapi", ", ".join(sources) or "no services"),
+            "info": {
+                "title": title,
+                "version": self.version,
+                "description": "\n\n".join(description),
+            },
+            "tags": self.tags(ops),
+            "paths": paths,
+            "components": components,
+        }
+
+    def tags(self, ops: list[Operation]) -> list[JsonObject]:
+        services = {op.service.full_name: op.service for op in ops}
+        tags = []
+        for service in services.values():
+            tag: JsonObject = {"name": service.name}
+            comment = self.schema.comment(service.full_name)
+            if comment:
+                tag["description"] = comment
+            tags.append(tag)
+        return tags
+
+    def definitions(self, used: list[Any]) -> JsonObject:
+        """The schemas that `used` refers to, and everything those reach, by full name."""
+        roots = [self.named(name) for name in sorted(_schema_refs(used))]
+        return {name: self.mapping.definition(t) for name, t in named_types(roots).items()}
+
+    def named(self, full_name: str) -> NamedType:
+        pool = self.schema.pool
+        try:
+            found: NamedType = pool.FindMessageTypeByName(full_name)  # type: ignore[no-untyped-call]
+        except KeyError:
+            found = pool.FindEnumTypeByName(full_name)  # type: ignore[no-untyped-call]
+        return found
+
+
+def _schema_refs(node: Any) -> set[str]:
+    """Names of every `#/components/schemas/<name>` reference in a JSON tree."""
+    if isinstance(node, dict):
+        found = set().union(*(_schema_refs(v) for v in node.values())) if node else set()
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith(SCHEMA_REF):
+            found.add(ref.removeprefix(SCHEMA_REF))
+        return found
+    if isinstance(node, list):
+        return set().union(*(_schema_refs(v) for v in node)) if node else set()
+    return set()
+
+
+def documents(schema: Schema, version: str, layout: str) -> Iterator[OutputFile]:
+    """The documents of every area, and with layout `docs` the merged public one."""
+    writer = DocumentWriter(schema, version)
+    everything = operations(schema)
+    by_package: dict[str, list[Operation]] = {}
+    for op in everything:
+        by_package.setdefault(op.service.file.package, []).append(op)
+    areas: dict[str, str] = {}
+    for package, ops in sorted(by_package.items()):
+        area = area_of(package)
+        if area in areas:
+            raise GeneratorError(f"openapi: packages {areas[area]} and {package} share area {area}")
+        areas[area] = package
+        services = ", ".join(dict.fromkeys(op.service.name for op in ops))
+        for audience, intro, subset in (
+            ("public", PUBLIC_ROUTING, [op for op in ops if op.access.is_public]),
+            ("internal", INTERNAL_ROUTING, [op for op in ops if not op.access.is_public]),
+        ):
+            title = f"QMTL {area} {audience} API ({services})"
+            name = f"{area}.{audience}.openapi.json"
+            if layout == "package":
+                name = f"{package.replace('.', '/')}/openapi/{name}"
+            yield OutputFile(name, dump(writer.document(title, intro, subset)))
+    if layout == "docs":
+        public = [op for op in everything if op.access.is_public]
+        yield OutputFile(
+            MERGED_PUBLIC, dump(writer.document("QMTL public API", PUBLIC_ROUTING, public))
+        )
+
+
+def generate(request: plugin_pb2.CodeGeneratorRequest) -> Iterator[OutputFile]:
+    opts = parse_parameter(request.parameter)
+    layout = opts.get("layout") or "docs"
+    if layout not in LAYOUTS:
+        raise GeneratorError(f"openapi: layout must be one of {', '.join(LAYOUTS)}, not {layout}")
+    yield from documents(Schema.from_request(request), opts.get("version") or "0.1.0", layout)
+
+
+def main() -> None:
+    run(generate)
+
+
+if __name__ == "__main__":
+    main()

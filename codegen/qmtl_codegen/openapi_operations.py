@@ -1,0 +1,333 @@
+"""The HTTP operations of the services and their OpenAPI operation objects.
+
+Everything comes from each rpc's `google.api.http` rule and `(qmtl.api.v1.access)` option, read
+through qmtl_codegen.options, following docs/api/HTTP.md: path parameters from the template,
+one query parameter per leaf field not bound to the path or body, both encodings for bodies,
+the error responses of qmtl_codegen.openapi_errors and a bearer requirement with the method's
+scopes. Nothing is configured per rpc, so a new rpc needs only its schema.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from google.protobuf import descriptor
+
+from qmtl_codegen import options
+from qmtl_codegen.descriptors import Schema, first_sentence
+from qmtl_codegen.jsonmapping import (
+    WELL_KNOWN,
+    WRAPPERS,
+    JsonMapping,
+    JsonObject,
+    is_inlined,
+    is_map,
+    json_name,
+    scalar,
+    wrapped_value,
+)
+from qmtl_codegen.openapi_errors import DEFAULT, ErrorResponses, OperationTraits, statuses
+from qmtl_codegen.plugin import GeneratorError
+
+PROTOBUF = "application/x-protobuf"
+JSON = "application/json"
+SECURITY_SCHEME = "bearerAuth"
+# OpenAPI's path item keys, in the order operations are listed under a path.
+VERBS = ("get", "put", "post", "delete", "patch")
+# Well-known types a query parameter can carry as one string (HTTP.md); the free-form ones
+# (Struct, Value, ListValue, Any, Empty) have no query form and are left out.
+_QUERY_WELL_KNOWN = frozenset(
+    {"google.protobuf.Timestamp", "google.protobuf.Duration", "google.protobuf.FieldMask"}
+)
+_VARIABLE = re.compile(r"\{([^{}=]+)(?:=[^{}]*)?\}")
+
+FD = descriptor.FieldDescriptor
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """One HTTP binding of one rpc."""
+
+    service: descriptor.ServiceDescriptor
+    method: descriptor.MethodDescriptor
+    binding: options.HttpBinding
+    access: options.AccessInfo
+    # `<Service>_<Rpc>`, with `_<n>` for the n-th additional binding.
+    operation_id: str
+
+    @property
+    def verb(self) -> str:
+        return self.binding.method.lower()
+
+    @property
+    def path(self) -> str:
+        """The OpenAPI path: `{field=pattern}` variables become `{field}`."""
+        return _VARIABLE.sub(lambda m: "{" + m.group(1) + "}", self.binding.path)
+
+    @property
+    def authenticated(self) -> bool:
+        return not self.access.allow_anonymous
+
+
+def operations(schema: Schema) -> list[Operation]:
+    """Every HTTP operation of the target files' services, services sorted by full name.
+
+    Methods without a `google.api.http` rule are gRPC-only and have none.
+    """
+    found: list[Operation] = []
+    for service in sorted(schema.services(), key=lambda s: s.full_name):
+        for method in service.methods:
+            rule = options.http_rule(schema.pool, method)
+            if rule is None:
+                continue
+            access = options.require_access(schema.pool, method)
+            if method.client_streaming or method.server_streaming:
+                raise GeneratorError(f"{method.full_name}: streaming rpcs have no HTTP form")
+            for index, binding in enumerate(rule.bindings):
+                _check(method, binding, access)
+                suffix = f"_{index}" if index else ""
+                op_id = f"{service.name}_{method.name}{suffix}"
+                found.append(Operation(service, method, binding, access, op_id))
+    return found
+
+
+def _check(
+    method: descriptor.MethodDescriptor, binding: options.HttpBinding, access: options.AccessInfo
+) -> None:
+    if binding.method.lower() not in VERBS:
+        raise GeneratorError(f"{method.full_name}: HTTP method {binding.method} is not supported")
+    if access.is_public and binding.method != "GET":
+        raise GeneratorError(f"{method.full_name}: public methods are served as GET only")
+    if binding.method == "GET" and binding.body:
+        raise GeneratorError(f"{method.full_name}: a GET binding cannot carry a body")
+
+
+def content(full_name: str, json_schema: JsonObject) -> JsonObject:
+    """Both encodings of one message: its binary encoding and its proto3 JSON form."""
+    return {
+        PROTOBUF: {
+            "schema": {
+                "type": "string",
+                "contentMediaType": PROTOBUF,
+                "description": f"Binary protobuf encoding of `{full_name}`.",
+                "x-protobuf-message": full_name,
+            }
+        },
+        JSON: {"schema": json_schema},
+    }
+
+
+class OperationBuilder:
+    """Builds the OpenAPI operation object of each Operation."""
+
+    def __init__(self, schema: Schema, mapping: JsonMapping, errors: ErrorResponses) -> None:
+        self.schema = schema
+        self.mapping = mapping
+        self.errors = errors
+
+    def message_content(self, desc: descriptor.Descriptor) -> JsonObject:
+        return content(desc.full_name, {"$ref": self.mapping.ref(desc.full_name)})
+
+    def operation(self, op: Operation) -> tuple[JsonObject, list[int | str]]:
+        """The operation object and the error statuses (response keys) it refers to."""
+        comment = self.schema.comment(op.method.full_name)
+        result: JsonObject = {
+            "tags": [op.service.name],
+            "summary": first_sentence(comment) or op.method.name,
+            "description": "\n\n".join(p for p in (comment, _access_note(op)) if p),
+            "operationId": op.operation_id,
+        }
+        if op.method.GetOptions().deprecated:
+            result["deprecated"] = True
+        result["x-qmtl-access"] = op.access.exposure
+        if op.authenticated:
+            # OpenAPI 3.1 lets a non-OAuth requirement list the roles it needs: the scopes.
+            result["security"] = [{SECURITY_SCHEME: list(op.access.scopes)}]
+            result["x-qmtl-required-scopes"] = list(op.access.scopes)
+        request = op.method.input_type
+        parameters = self.path_parameters(op) + self.query_parameters(op)
+        if parameters:
+            result["parameters"] = parameters
+        if op.binding.body:
+            result["requestBody"] = self.request_body(op)
+        traits = OperationTraits(
+            authenticated=op.authenticated,
+            has_path_parameters=bool(op.binding.path_parameters),
+            has_body=bool(op.binding.body),
+            has_required_fields=_has_required(self.mapping, request, set()),
+        )
+        errors: list[int | str] = [*statuses(traits), DEFAULT]
+        responses: JsonObject = {"200": self.success(op)}
+        responses.update({str(s): self.errors.reference(s) for s in errors})
+        result["responses"] = responses
+        return result, errors
+
+    def success(self, op: Operation) -> JsonObject:
+        response = op.method.output_type
+        if op.binding.response_body:
+            fld = _field_at(response, op.binding.response_body, op)
+            comment = self.schema.comment(fld.full_name)
+            return {"description": comment or "OK", "content": self.field_content(fld, op)}
+        text = first_sentence(self.schema.comment(response.full_name))
+        return {"description": text or "OK", "content": self.message_content(response)}
+
+    def request_body(self, op: Operation) -> JsonObject:
+        request = op.method.input_type
+        if op.binding.body == "*":
+            text = self.schema.comment(request.full_name)
+            body_content = content(request.full_name, self.whole_request(op))
+        else:
+            fld = _field_at(request, op.binding.body, op)
+            text = self.schema.comment(fld.full_name)
+            body_content = self.field_content(fld, op)
+        body: JsonObject = {"description": text} if text else {}
+        return {**body, "required": True, "content": body_content}
+
+    def whole_request(self, op: Operation) -> JsonObject:
+        """The JSON schema of a `body: "*"` request.
+
+        Fields bound to the path come from the path, so the body may leave them out even when
+        they are REQUIRED: such a request gets its message schema inline, with those fields
+        dropped from `required` (grpc-gateway instead invents a `<Rpc>Body` message).
+        """
+        request = op.method.input_type
+        in_path = {
+            json_name(request.fields_by_name[name])
+            for name in op.binding.path_parameters
+            if name in request.fields_by_name
+        }
+        schema = self.mapping.message(request)
+        required = [name for name in schema.get("required", []) if name not in in_path]
+        if required == schema.get("required", []):
+            return {"$ref": self.mapping.ref(request.full_name)}
+        if required:
+            schema["required"] = required
+        else:
+            del schema["required"]
+        listed = ", ".join(f"`{name}`" for name in sorted(in_path))
+        note = f"Fields bound to the path ({listed}) may be left out; if sent they must equal it."
+        schema["description"] = "\n\n".join(p for p in (schema.get("description"), note) if p)
+        return schema
+
+    def field_content(self, fld: descriptor.FieldDescriptor, op: Operation) -> JsonObject:
+        """Both encodings of a message field used as the whole body (`body: "field"`)."""
+        if fld.message_type is None or fld.is_repeated:
+            raise GeneratorError(
+                f"{op.method.full_name}: body field {fld.name} must be a singular message"
+            )
+        return content(fld.message_type.full_name, self.mapping.value(fld))
+
+    def path_parameters(self, op: Operation) -> list[JsonObject]:
+        found = []
+        for variable in options.path_variables(op.binding.path):
+            fld = _field_at(op.method.input_type, variable.field, op)
+            text = self.schema.comment(fld.full_name)
+            if variable.pattern != "*":
+                text += f"\n\nMatches the path segments `{variable.pattern}`."
+            parameter: JsonObject = {"name": variable.field, "in": "path", "required": True}
+            if text.strip():
+                parameter["description"] = text.strip()
+            parameter["schema"] = _parameter_schema(self.mapping, fld)
+            found.append(parameter)
+        return found
+
+    def query_parameters(self, op: Operation) -> list[JsonObject]:
+        if op.binding.body == "*":
+            return []
+        bound = {*op.binding.path_parameters, op.binding.body}
+        return list(self._query(op.method.input_type, "", "", True, bound, set()))
+
+    def _query(
+        self,
+        desc: descriptor.Descriptor,
+        proto_prefix: str,
+        json_prefix: str,
+        required: bool,
+        bound: set[str],
+        seen: set[str],
+    ) -> Iterator[JsonObject]:
+        seen = seen | {desc.full_name}
+        for fld in desc.fields:
+            proto_path, json_path = proto_prefix + fld.name, json_prefix + json_name(fld)
+            if proto_path in bound or is_map(fld):
+                continue
+            is_required = required and self.mapping.required(fld)
+            msg = fld.message_type
+            if msg is not None and msg.full_name not in _QUERY_WELL_KNOWN | WRAPPERS:
+                # A nested message spreads into dotted parameters; other well-known types,
+                # repeated messages and recursion have no query form (as in the routers).
+                if msg.full_name.startswith(WELL_KNOWN) or fld.is_repeated or msg.full_name in seen:
+                    continue
+                yield from self._query(
+                    msg, f"{proto_path}.", f"{json_path}.", is_required, bound, seen
+                )
+                continue
+            yield self._query_parameter(fld, json_path, is_required)
+
+    def _query_parameter(
+        self, fld: descriptor.FieldDescriptor, name: str, required: bool
+    ) -> JsonObject:
+        parameter: JsonObject = {"name": name, "in": "query"}
+        text = self.schema.comment(fld.full_name)
+        if text:
+            parameter["description"] = text
+        parameter["required"] = required
+        if fld.GetOptions().deprecated:
+            parameter["deprecated"] = True
+        value = _parameter_schema(self.mapping, fld)
+        if fld.is_repeated:
+            # `?tags=a&tags=b`: form style with explode repeats the parameter per element.
+            parameter.update(style="form", explode=True)
+            value = {"type": "array", "items": value}
+        parameter["schema"] = value
+        return parameter
+
+
+def _parameter_schema(mapping: JsonMapping, fld: descriptor.FieldDescriptor) -> JsonObject:
+    # A wrapper's parameter is its wrapped value; leaving the parameter out is the null.
+    if fld.message_type is not None and fld.message_type.full_name in WRAPPERS:
+        return scalar(wrapped_value(fld.message_type))
+    return mapping.value(fld)
+
+
+def _field_at(
+    desc: descriptor.Descriptor, dotted: str, op: Operation
+) -> descriptor.FieldDescriptor:
+    """The field a dotted path (`page.page_size`) names in a request or response message."""
+    current: descriptor.Descriptor | None = desc
+    fld: descriptor.FieldDescriptor | None = None
+    for part in dotted.split("."):
+        fld = current.fields_by_name.get(part) if current is not None else None
+        if fld is None:
+            raise GeneratorError(f"{op.method.full_name}: {desc.name} has no field {dotted}")
+        current = fld.message_type
+    assert fld is not None
+    return fld
+
+
+def _has_required(mapping: JsonMapping, desc: descriptor.Descriptor, seen: set[str]) -> bool:
+    """Whether any field reachable from `desc` is marked REQUIRED (a reason for 422)."""
+    seen.add(desc.full_name)
+    for fld in desc.fields:
+        if mapping.required(fld):
+            return True
+        msg = fld.message_type
+        if msg is not None and msg.full_name not in seen and not is_inlined(msg):
+            target = msg.fields_by_name["value"].message_type if is_map(fld) else msg
+            if target is not None and _has_required(mapping, target, seen):
+                return True
+    return False
+
+
+def _access_note(op: Operation) -> str:
+    scopes = ", ".join(f"`{scope}`" for scope in op.access.scopes)
+    if not op.authenticated:
+        return "**Access:** public, no authentication."
+    listener = "public" if op.access.is_public else "internal listener only"
+    needs = f"the scopes {scopes}" if scopes else "no particular scope"
+    return (
+        f"**Access:** {listener}; a bearer service token holding {needs} "
+        "(401 without a valid token, 403 without the scopes)."
+    )

@@ -1,0 +1,56 @@
+"""Runs grpc-gateway's protoc-gen-openapiv2 on schemas that declare no `go_package`.
+
+protoc-gen-openapiv2 is a Go plugin and refuses any file without a Go import path. Our schemas
+declare none: no Go code is generated, and buf's managed mode would set it for every plugin,
+changing the descriptors the Python generators embed. So this bridge gives each such file a
+placeholder `go_package` derived from its package (it only names Go imports, which the
+Swagger output never shows) and pipes the request to the plugin named by `plugin=`; every
+other option goes to the plugin unchanged. Its response is passed through as it is.
+
+    opt: [plugin=.tools/bin/protoc-gen-openapiv2, allow_merge=false, output_format=json]
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from google.protobuf.compiler import plugin_pb2
+
+from qmtl_codegen.plugin import parse_parameter
+
+GO_PACKAGE_BASE = "qmtl.invalid/go"
+
+
+def prepare(request: plugin_pb2.CodeGeneratorRequest) -> tuple[str, bytes]:
+    """The plugin to run and the request it gets: placeholder Go paths, own options removed."""
+    options = parse_parameter(request.parameter)
+    plugin = options.pop("plugin", "")
+    request.parameter = ",".join(k if v == "" else f"{k}={v}" for k, v in options.items())
+    for proto in request.proto_file:
+        if not proto.options.go_package:
+            proto.options.go_package = f"{GO_PACKAGE_BASE}/{proto.package.replace('.', '/')}"
+    return plugin, request.SerializeToString()
+
+
+def _failure(message: str) -> bytes:
+    return plugin_pb2.CodeGeneratorResponse(error=message).SerializeToString()
+
+
+def main() -> None:
+    request = plugin_pb2.CodeGeneratorRequest.FromString(sys.stdin.buffer.read())
+    plugin, payload = prepare(request)
+    if not plugin or not Path(plugin).is_file():
+        sys.stdout.buffer.write(_failure(f"openapiv2_bridge: plugin {plugin!r} is not a file"))
+        return
+    result = subprocess.run([plugin], input=payload, capture_output=True, check=False)
+    if result.returncode != 0:
+        stderr = result.stderr.decode(errors="replace").strip()
+        sys.stdout.buffer.write(_failure(f"{plugin} failed: {stderr}"))
+        return
+    sys.stdout.buffer.write(result.stdout)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,192 @@
+"""Who is calling, and may they: bearer service tokens, a pluggable verifier and scope checks.
+
+The default token (docs/api/HTTP.md) is `base64url(ServiceToken bytes) "." base64url(MAC)` with
+MAC = HMAC-SHA256(secret, ServiceToken bytes). The MAC covers the exact bytes the token carries,
+so verification never re-serializes the claims. `key_id` inside the claims picks the secret,
+which lets keys rotate: a verifier may know several at once.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import hashlib
+import hmac
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+from google.protobuf import message, timestamp_pb2
+
+from qmtl.api.v1 import service_token_pb2
+from qmtl.runtime.errors import QmtlError
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """An authenticated caller: its subject (`sdk:alice`, `service:gateway`) and its scopes."""
+
+    subject: str
+    scopes: frozenset[str]
+
+    def has_scopes(self, required: Iterable[str]) -> bool:
+        return self.scopes.issuperset(required)
+
+
+class TokenVerifier(Protocol):
+    """Turns a bearer token into a Principal, or raises QmtlError E_UNAUTHENTICATED.
+
+    Async so that a verifier may consult a key server; the default one does no I/O.
+    """
+
+    async def verify(self, token: str) -> Principal: ...
+
+
+def _b64encode(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _b64decode(text: str) -> bytes:
+    # Padding is optional on the wire (JWT style); restore it, and refuse any other alphabet.
+    return base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
+
+
+def _mac(secret: bytes, claims: bytes) -> bytes:
+    return hmac.new(secret, claims, hashlib.sha256).digest()
+
+
+def issue_token(
+    secret: bytes,
+    subject: str,
+    scopes: Collection[str],
+    *,
+    ttl: timedelta = timedelta(hours=1),
+    key_id: str = "",
+    clock: Clock = utc_now,
+) -> str:
+    """A signed service token for `subject` with `scopes`, valid for `ttl` from `clock()`."""
+    now = clock()
+    issued_at, expires_at = timestamp_pb2.Timestamp(), timestamp_pb2.Timestamp()
+    issued_at.FromDatetime(now)
+    expires_at.FromDatetime(now + ttl)
+    claims = service_token_pb2.ServiceToken(
+        subject=subject,
+        scopes=sorted(scopes),
+        issued_at=issued_at,
+        expires_at=expires_at,
+        key_id=key_id,
+    ).SerializeToString(deterministic=True)
+    return f"{_b64encode(claims)}.{_b64encode(_mac(secret, claims))}"
+
+
+@dataclass(frozen=True, slots=True)
+class _Verified:
+    principal: Principal
+    expires_at: datetime
+
+
+class HmacTokenVerifier:
+    """The default verifier: checks the HMAC-SHA256 under the claims' key and `expires_at`.
+
+    `keys` maps key_id to secret (a single secret is key_id ""). A token without `expires_at`
+    is refused: a service token that never expires cannot be revoked by waiting.
+    """
+
+    def __init__(self, keys: bytes | Mapping[str, bytes], *, clock: Clock = utc_now) -> None:
+        self._keys = {"": keys} if isinstance(keys, bytes) else dict(keys)
+        if not self._keys or not all(self._keys.values()):
+            raise ValueError("HmacTokenVerifier needs at least one non-empty secret")
+        self._clock = clock
+        # Signature checks are pure functions of the token, so a repeat caller's token is
+        # checked once; expiry depends on the clock and is checked on every call.
+        self._check = functools.lru_cache(maxsize=1024)(self._check_signature)
+
+    async def verify(self, token: str) -> Principal:
+        verified = self._check(token)
+        if self._clock() >= verified.expires_at:
+            raise QmtlError.unauthenticated("service token has expired")
+        return verified.principal
+
+    def _check_signature(self, token: str) -> _Verified:
+        claims_text, dot, mac_text = token.partition(".")
+        if not dot or not claims_text or not mac_text:
+            raise QmtlError.unauthenticated("bearer token is not a service token")
+        try:
+            claims = _b64decode(claims_text)
+            mac = _b64decode(mac_text)
+            parsed = service_token_pb2.ServiceToken.FromString(claims)
+        except (binascii.Error, ValueError, message.DecodeError):
+            raise QmtlError.unauthenticated("bearer token is not a service token") from None
+        secret = self._keys.get(parsed.key_id)
+        if secret is None:
+            raise QmtlError.unauthenticated("service token is signed with an unknown key")
+        if not hmac.compare_digest(mac, _mac(secret, claims)):
+            raise QmtlError.unauthenticated("service token signature does not match")
+        if not parsed.HasField("expires_at"):
+            raise QmtlError.unauthenticated("service token has no expiry")
+        return _Verified(
+            Principal(parsed.subject, frozenset(parsed.scopes)),
+            parsed.expires_at.ToDatetime(tzinfo=UTC),
+        )
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an `Authorization: Bearer <token>` value; None if the header is absent.
+
+    Raises E_UNAUTHENTICATED for a header in another scheme or without a token.
+    """
+    if authorization is None:
+        return None
+    if (
+        authorization.startswith("Bearer ")
+        and len(authorization) > 7
+        and " " not in authorization[7:]
+    ):
+        return authorization[7:]  # the usual form, without the general parse below
+    scheme, _, token = authorization.strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise QmtlError.unauthenticated("Authorization must be 'Bearer <service token>'")
+    return token
+
+
+async def authenticate(
+    authorization: str | None,
+    verifier: TokenVerifier,
+    required_scopes: Collection[str],
+    *,
+    allow_anonymous: bool = False,
+) -> Principal | None:
+    """The caller allowed to run a method with `required_scopes`, from its Authorization header.
+
+    No header: None if the method allows anonymous callers, else 401. A token that is sent is
+    always verified, also on anonymous methods (401 if it fails), so a caller never mistakes a
+    broken token for a working one. A principal lacking a required scope gets 403.
+    """
+    token = bearer_token(authorization)
+    if token is None:
+        if allow_anonymous:
+            return None
+        raise QmtlError.unauthenticated("this method needs a bearer service token")
+    principal = await verifier.verify(token)
+    if not allow_anonymous:
+        require_scopes(principal, required_scopes)
+    return principal
+
+
+def require_scopes(principal: Principal, required_scopes: Collection[str]) -> None:
+    """Raises E_PERMISSION_DENIED (403) unless `principal` holds every scope."""
+    if not principal.has_scopes(required_scopes):
+        missing = sorted(set(required_scopes) - principal.scopes)
+        raise QmtlError.permission_denied(
+            f"{principal.subject} lacks scope(s) {', '.join(missing)}",
+            required_scopes=sorted(required_scopes),
+        )

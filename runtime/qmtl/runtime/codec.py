@@ -1,0 +1,165 @@
+"""The two encodings every route speaks, and how a request picks one (docs/api/HTTP.md).
+
+`application/x-protobuf` is the message's binary encoding and the default; `application/json`
+is the proto3 JSON mapping (int64 as strings, enums by name, RFC 3339 timestamps). The
+response encoding follows `Accept` with q-values; a request body must be declared in one of the
+two (415 otherwise) and must decode (400 E_MALFORMED_BODY otherwise).
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import json
+from typing import TypeVar
+
+from google.protobuf import json_format, message
+
+from qmtl.runtime.errors import ErrorCode, QmtlError
+
+M = TypeVar("M", bound=message.Message)
+
+PROTOBUF = "application/x-protobuf"
+JSON = "application/json"
+
+
+class Encoding(enum.Enum):
+    """A wire encoding of protobuf messages; the value is its media type."""
+
+    PROTOBUF = PROTOBUF
+    JSON = JSON
+
+    @property
+    def media_type(self) -> str:
+        return self.value
+
+
+# Specificity of the Accept range that matched: an exact type beats `application/*`, which
+# beats `*/*`. Ties between our two types go to protobuf, the default encoding.
+_EXACT, _SUBTYPE_WILDCARD, _ANY = 3, 2, 1
+
+
+def _media_range(item: str) -> tuple[str, float] | None:
+    media, *params = (part.strip() for part in item.split(";"))
+    if "/" not in media:
+        return None
+    quality = 1.0
+    for param in params:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "q":
+            try:
+                quality = min(max(float(value.strip()), 0.0), 1.0)
+            except ValueError:
+                return None  # a range whose weight cannot be read is ignored, not guessed
+    return media.lower(), quality
+
+
+def _rank(ranges: list[tuple[str, float]], media_type: str) -> tuple[float, int]:
+    """(q, specificity) of the most specific range matching `media_type`; q 0 if none does."""
+    kind = media_type.split("/", 1)[0]
+    best: tuple[float, int] = (0.0, 0)
+    for media, quality in ranges:
+        if media == media_type:
+            specificity = _EXACT
+        elif media == f"{kind}/*":
+            specificity = _SUBTYPE_WILDCARD
+        elif media == "*/*":
+            specificity = _ANY
+        else:
+            continue
+        if specificity > best[1]:
+            best = (quality, specificity)
+    return best
+
+
+@functools.lru_cache(maxsize=512)
+def _choose(accept: str) -> Encoding | None:
+    # Cached: clients repeat the same Accept value, and parsing it costs more than the lookup.
+    ranges = [r for r in map(_media_range, accept.split(",")) if r is not None]
+    if not ranges:
+        return Encoding.PROTOBUF
+    protobuf = _rank(ranges, PROTOBUF)
+    json_rank = _rank(ranges, JSON)
+    if protobuf[0] <= 0 and json_rank[0] <= 0:
+        return None
+    return Encoding.JSON if json_rank > protobuf else Encoding.PROTOBUF
+
+
+def negotiate(accept: str | None) -> Encoding:
+    """The response encoding for an `Accept` value; protobuf if absent, empty or `*/*`.
+
+    Raises QmtlError E_NOT_ACCEPTABLE (406) when neither encoding is acceptable.
+    """
+    if not accept:
+        return Encoding.PROTOBUF
+    chosen = _choose(accept)
+    if chosen is None:
+        raise QmtlError(
+            ErrorCode.ERROR_CODE_NOT_ACCEPTABLE,
+            f"Accept {accept!r} allows neither {PROTOBUF} nor {JSON}",
+            details={"accept": accept},
+        )
+    return chosen
+
+
+def negotiate_for_error(accept: str | None) -> Encoding:
+    """The encoding of an error body: as negotiated, JSON when `Accept` cannot be satisfied."""
+    if not accept:
+        return Encoding.PROTOBUF
+    return _choose(accept) or Encoding.JSON
+
+
+@functools.lru_cache(maxsize=64)
+def _declared(content_type: str) -> Encoding | None:
+    media, *params = (part.strip() for part in content_type.split(";"))
+    media = media.lower()
+    if media == PROTOBUF:
+        return Encoding.PROTOBUF
+    if media != JSON:
+        return None
+    for param in params:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset" and value.strip().strip('"').lower() != "utf-8":
+            return None  # the proto3 JSON mapping is UTF-8 only
+    return Encoding.JSON
+
+
+def body_encoding(content_type: str | None) -> Encoding:
+    """The encoding a request body declares; QmtlError E_UNSUPPORTED_MEDIA_TYPE (415) if neither."""
+    chosen = _declared(content_type) if content_type else None
+    if chosen is None:
+        raise QmtlError(
+            ErrorCode.ERROR_CODE_UNSUPPORTED_MEDIA_TYPE,
+            f"Content-Type {content_type!r} is neither {PROTOBUF} nor {JSON}",
+            details={"content_type": content_type or ""},
+        )
+    return chosen
+
+
+def encode(msg: message.Message, encoding: Encoding) -> bytes:
+    """`msg` in `encoding`: deterministic binary, or compact proto3 JSON in UTF-8."""
+    if encoding is Encoding.PROTOBUF:
+        return msg.SerializeToString(deterministic=True)
+    mapped = json_format.MessageToDict(msg)
+    return json.dumps(mapped, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def decode(cls: type[M], data: bytes, encoding: Encoding, *, ignore_unknown: bool = False) -> M:
+    """A `cls` decoded from `data`; QmtlError E_MALFORMED_BODY (400) if it does not decode.
+
+    Servers keep `ignore_unknown` off so a misspelt JSON field is an error, not silently
+    dropped; clients turn it on so a newer server's extra fields do not break them (binary
+    decoding always keeps unknown fields).
+    """
+    msg = cls()
+    try:
+        if encoding is Encoding.PROTOBUF:
+            msg.ParseFromString(data)
+        else:
+            json_format.Parse(data.decode("utf-8"), msg, ignore_unknown_fields=ignore_unknown)
+    except (message.DecodeError, json_format.ParseError, UnicodeDecodeError, RecursionError) as exc:
+        name = cls.DESCRIPTOR.full_name
+        raise QmtlError.malformed_body(
+            f"body is not a valid {encoding.media_type} {name}: {exc}"
+        ) from None
+    return msg

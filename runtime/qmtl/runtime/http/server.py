@@ -1,0 +1,362 @@
+"""What generated endpoints call, and the two apps they are mounted in.
+
+Generated endpoints are plain `async def endpoint(request) -> Response` functions added as
+Starlette routes, not FastAPI path operations: FastAPI would solve dependencies and validate
+with Pydantic on every request, while the generator already knows every type. The endpoints
+call the helpers here for the parts that are the same for every route: reading the headers in
+one pass, building the request message from a static `Binding`, encoding the reply and turning
+any exception into an ErrorDetail response.
+
+The public app and the internal app are separate FastAPI apps (QmtlApp, which hands plain
+routes their requests without FastAPI's middleware layers), served on separate listeners, so
+the public one cannot route an internal operation whatever its paths look like.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any, Generic, NamedTuple, TypeVar
+
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+from fastapi.telemetry import TelemetryConfig
+from google.protobuf import message
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Match, Route
+from starlette.types import Receive, Scope, Send
+
+from qmtl.runtime import codec
+from qmtl.runtime.errors import ErrorCode, QmtlError, known_codes
+from qmtl.runtime.http.params import (
+    Param,
+    QueryParams,
+    Required,
+    check_required,
+    parse_path_into,
+)
+
+M = TypeVar("M", bound=message.Message)
+
+logger = logging.getLogger("qmtl.runtime.http")
+
+OPENAPI_PATH = "/openapi.json"
+BODY_NONE, BODY_ALL = "", "*"
+
+
+@dataclass(frozen=True, slots=True)
+class Reply(Generic[M]):
+    """A handler's answer when it is not a plain 200: another 2xx status or extra headers.
+
+    E.g. `Reply(response, status_code=202)` for a submission that was only queued.
+    """
+
+    message: M
+    status_code: int = 200
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+class RequestHeaders(NamedTuple):
+    accept: str | None
+    authorization: str | None
+    content_type: str | None
+
+
+_WANTED = {b"accept": 0, b"authorization": 1, b"content-type": 2}
+
+
+def request_headers(scope: Scope) -> RequestHeaders:
+    """The three headers an endpoint needs, in one pass over the raw header list.
+
+    ASGI servers lower-case header names; a repeated header keeps its first value.
+    """
+    found: list[str | None] = [None, None, None]
+    for name, value in scope["headers"]:
+        index = _WANTED.get(name)
+        if index is not None and found[index] is None:
+            found[index] = value.decode("latin-1")
+    return RequestHeaders(found[0], found[1], found[2])
+
+
+@dataclass(frozen=True, slots=True)
+class Binding(Generic[M]):
+    """How one route builds its request message, as the generator derived it from the rule.
+
+    `path` holds the parameters bound to the path template, `query` those left for the query
+    string, `body` is "" (no body), "*" (the whole request) or the name of the field the body
+    fills, and `required` the fields marked REQUIRED (top-level ones, and on body-less routes
+    nested ones whose every enclosing field is REQUIRED too).
+    """
+
+    request: type[M]
+    path: Sequence[Param] = ()
+    query: QueryParams = field(default_factory=lambda: QueryParams(()))
+    body: str = BODY_NONE
+    required: Sequence[Required] = ()
+
+    def from_parameters(self, path_params: Mapping[str, Any], query_string: bytes) -> M:
+        """The request of a route without a body (GET): path, then query parameters."""
+        msg = self.request()
+        if self.path:
+            parse_path_into(msg, self.path, path_params, body=False)
+        self.query.parse_into(msg, query_string)
+        if self.required:
+            check_required(msg, self.required)
+        return msg
+
+    def from_body(
+        self,
+        path_params: Mapping[str, Any],
+        query_string: bytes,
+        body: bytes,
+        content_type: str | None,
+    ) -> M:
+        """The request of a route with a body, decoded in the encoding `content_type` names."""
+        if body or content_type is not None:
+            encoding = codec.body_encoding(content_type)
+        else:
+            # An empty body without a Content-Type is the empty message in either encoding.
+            encoding = codec.Encoding.PROTOBUF
+        if self.body == BODY_ALL:
+            msg = codec.decode(self.request, body, encoding)
+        else:
+            msg = self.request()
+            target = getattr(msg, self.body)
+            target.CopyFrom(codec.decode(type(target), body, encoding))
+        if self.path:
+            parse_path_into(msg, self.path, path_params, body=self.body == BODY_ALL)
+        self.query.parse_into(msg, query_string)
+        if self.required:
+            check_required(msg, self.required)
+        return msg
+
+
+_MEDIA_TYPES = {encoding: encoding.media_type.encode("latin-1") for encoding in codec.Encoding}
+
+
+class MessageResponse(Response):
+    """A 200 carrying an encoded message; its two headers are built directly.
+
+    Response's general constructor inspects the content and the header mapping it is given,
+    which on the hottest path of every route is work with a known outcome.
+    """
+
+    def __init__(self, body: bytes, encoding: codec.Encoding) -> None:
+        self.status_code = 200
+        self.media_type = encoding.media_type
+        self.background = None
+        self.body = body
+        self.raw_headers = [
+            (b"content-length", str(len(body)).encode("latin-1")),
+            (b"content-type", _MEDIA_TYPES[encoding]),
+        ]
+
+
+def respond(reply: M | Reply[M], encoding: codec.Encoding) -> Response:
+    """The response carrying a handler's reply in the negotiated encoding."""
+    if isinstance(reply, Reply):
+        return Response(
+            codec.encode(reply.message, encoding),
+            status_code=reply.status_code,
+            headers=dict(reply.headers),
+            media_type=encoding.media_type,
+        )
+    return MessageResponse(codec.encode(reply, encoding), encoding)
+
+
+def error_response(
+    exc: BaseException, accept: str | None, headers: Mapping[str, str] | None = None
+) -> Response:
+    """`exc` as an ErrorDetail response; anything but a QmtlError is logged and becomes a 500.
+
+    The body is in the negotiated encoding, JSON when `Accept` allows neither.
+    """
+    if not isinstance(exc, QmtlError):
+        # The traceback goes to the log only: an error body never carries one.
+        logger.error("unhandled exception in an HTTP endpoint", exc_info=exc)
+        exc = QmtlError.internal()
+    encoding = codec.negotiate_for_error(accept)
+    extra = dict(headers or {})
+    retry_after = exc.retry_after_header()
+    if retry_after is not None:
+        extra["Retry-After"] = retry_after
+    return Response(
+        codec.encode(exc.to_proto(), encoding),
+        status_code=exc.http_status,
+        headers=extra,
+        media_type=encoding.media_type,
+    )
+
+
+# -- the apps ----------------------------------------------------------------------------------
+
+
+def _code_for_status(status: int) -> QmtlError:
+    # Starlette raises HTTPException for routing outcomes (404, 405) and little else.
+    if status == 404:
+        return QmtlError.not_found("no route matches this path")
+    if status == 405:
+        return QmtlError(ErrorCode.ERROR_CODE_METHOD_NOT_ALLOWED, "method not allowed here")
+    matches = [info for info in known_codes() if info.http_status == status]
+    if len(matches) == 1:
+        return QmtlError(matches[0].code, f"HTTP {status}")
+    fallback = ErrorCode.ERROR_CODE_INTERNAL if status >= 500 else ErrorCode.ERROR_CODE_VALIDATION
+    return QmtlError(fallback, f"HTTP {status}", http_status=status)
+
+
+async def _routing_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    headers = dict(exc.headers or {})
+    if "Allow" in headers:
+        # Starlette joins a set, so the order would change from run to run.
+        headers["Allow"] = ", ".join(sorted(m.strip() for m in headers["Allow"].split(",")))
+    return error_response(_code_for_status(exc.status_code), request.headers.get("accept"), headers)
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    # Endpoints catch their own errors; this is the backstop for anything outside them.
+    return error_response(exc, request.headers.get("accept"))
+
+
+def load_document(package: str, resource: str) -> bytes:
+    """A generated OpenAPI document shipped inside a generated package.
+
+    Raises FileNotFoundError naming it: an app must not start without its contract.
+    """
+    document = resources.files(package).joinpath(resource)
+    if not document.is_file():
+        raise FileNotFoundError(
+            f"OpenAPI document {resource} is missing from {package}: run `make generate`"
+        )
+    return document.read_bytes()
+
+
+def _document_route(document: bytes) -> Route:
+    async def openapi(request: Request) -> Response:
+        return Response(document, media_type="application/json")
+
+    return Route(OPENAPI_PATH, openapi, methods=["GET"], name="openapi")
+
+
+# FastAPI's native OpenTelemetry asks the global providers on every request whether it is
+# configured (environment lookups included), which costs a generated route a tenth of its
+# time; it is off unless a service passes its own configuration.
+TELEMETRY_OFF: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
+
+
+class QmtlApp(FastAPI):
+    """A FastAPI app that sends requests for its plain routes straight to the route.
+
+    FastAPI's middleware stack (error, telemetry, body-limit, exception and exit-stack layers)
+    and its router loop cost a generated GET more time than the endpoint itself. The routes
+    are registered in the router as usual (introspection, url_for, 404/405 all unchanged), and
+    a request whose path and method a plain Route matches in full is handed to that route
+    directly, choosing the same route the router would. Generated endpoints turn every
+    exception into an error response themselves, so they need none of the skipped layers.
+
+    The short path is not taken once the app has user middleware (it must see every request)
+    or a root path, and never for FastAPI path operations (APIRoute), which rely on the stack.
+    """
+
+    _fast_static: dict[str, Route]
+    _fast_dynamic: tuple[Route, ...]
+
+    def freeze_routes(self) -> None:
+        """Indexes the plain routes registered so far for the short path."""
+        static: dict[str, Route] = {}
+        dynamic: list[Route] = []
+        earlier: list[Route] = []
+        for route in self.router.routes:
+            if not isinstance(route, Route) or isinstance(route, APIRoute):
+                break  # routes after one we do not index could be shadowed by it
+            if route.param_convertors or any(r.path_regex.match(route.path) for r in earlier):
+                dynamic.append(route)
+            else:
+                static[route.path] = route
+            earlier.append(route)
+        self._fast_static, self._fast_dynamic = static, tuple(dynamic)
+
+    def _short_route(self, scope: Scope) -> Route | None:
+        """The plain route to hand `scope` to directly; None to take the regular stack."""
+        if scope["type"] != "http" or self.user_middleware or self.root_path:
+            return None
+        if scope.get("root_path"):
+            return None
+        route = self._fast_static.get(scope["path"])
+        if route is not None:
+            return route if scope["method"] in (route.methods or ()) else None
+        for candidate in self._fast_dynamic:
+            match, child_scope = candidate.matches(scope)
+            if match is Match.FULL:
+                scope.update(child_scope)
+                return candidate
+            if match is Match.PARTIAL:
+                return None  # 405 and its error body come from the regular stack
+        return None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        route = self._short_route(scope)
+        if route is None:
+            await super().__call__(scope, receive, send)
+            return
+        scope["app"] = self
+        await route.app(scope, receive, send)
+
+
+def create_app(
+    routes: Sequence[BaseRoute],
+    *,
+    openapi: bytes | None,
+    title: str,
+    telemetry: TelemetryConfig | None = None,
+) -> FastAPI:
+    """A FastAPI app serving `routes` and, if given, the OpenAPI document at /openapi.json.
+
+    FastAPI's own OpenAPI and docs pages are off: the contract is the generated document.
+    Unknown paths are 404 and other methods on a known path 405, both with an ErrorDetail
+    body; no trailing-slash redirects, so a path either is in the contract or is a 404.
+    """
+    app = QmtlApp(
+        telemetry=TELEMETRY_OFF if telemetry is None else telemetry,
+        title=title,
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+        redirect_slashes=False,
+        exception_handlers={HTTPException: _routing_error, Exception: _unexpected},
+    )
+    if openapi is not None:
+        app.router.routes.append(_document_route(openapi))
+    app.router.routes.extend(routes)
+    app.freeze_routes()
+    return app
+
+
+def create_public_app(
+    routes: Sequence[BaseRoute],
+    *,
+    openapi: bytes | None,
+    title: str = "QMTL public API",
+    telemetry: TelemetryConfig | None = None,
+) -> FastAPI:
+    """The public listener's app: GET routes only (HEAD follows GET)."""
+    for route in routes:
+        methods = getattr(route, "methods", None) or set()
+        if not set(methods) <= {"GET", "HEAD"}:
+            raise ValueError(f"public routes are GET only, got {sorted(methods)} on {route}")
+    return create_app(routes, openapi=openapi, title=title, telemetry=telemetry)
+
+
+def create_internal_app(
+    routes: Sequence[BaseRoute],
+    *,
+    openapi: bytes | None,
+    title: str = "QMTL internal API",
+    telemetry: TelemetryConfig | None = None,
+) -> FastAPI:
+    """The internal listener's app: writes and admin operations, never on the public port."""
+    return create_app(routes, openapi=openapi, title=title, telemetry=telemetry)

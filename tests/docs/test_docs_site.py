@@ -1,0 +1,285 @@
+"""The docs site (`make docs`): built by scripts/docs.sh, opened in headless Chromium.
+
+The site is built into a temporary folder, so the test neither needs nor disturbs docs/site/.
+Chromium renders each page with networking closed and `--dump-dom` hands back the DOM after
+Redoc's JavaScript ran; the checks read that DOM, not the HTML the build wrote, so an operation
+counts as listed only if Redoc actually rendered it.
+QMTL_DOCS_OPENAPI points the test at another OpenAPI document (to try the site on a draft).
+"""
+
+from __future__ import annotations
+
+import filecmp
+import json
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+OPENAPI = Path(os.environ.get("QMTL_DOCS_OPENAPI", ROOT / "docs/openapi/public.openapi.json"))
+REFERENCE = ROOT / "docs/schemas/reference.md"
+DOCS_SH = ROOT / "scripts/docs.sh"
+HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+# A cold build runs `npm ci`; a warm one takes about a second.
+BUILD_TIMEOUT_S = 600
+CHROMIUM_TIMEOUT_S = 120
+
+
+# --- a small DOM, enough to ask "what text is inside the element with this id" ----------------
+
+VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "wbr"}
+
+
+@dataclass
+class Element:
+    tag: str
+    attrs: dict[str, str]
+    children: list[Element | str] = field(default_factory=list)
+
+    def text(self) -> str:
+        if self.tag in ("script", "style"):
+            return ""
+        parts = [c if isinstance(c, str) else c.text() for c in self.children]
+        return " ".join(" ".join(parts).split())
+
+    def iter(self) -> list[Element]:
+        found = [self]
+        for child in self.children:
+            if isinstance(child, Element):
+                found.extend(child.iter())
+        return found
+
+
+class _TreeBuilder(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.root = Element("#document", {})
+        self.stack = [self.root]
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        element = Element(tag, {k: v or "" for k, v in attrs})
+        self.stack[-1].children.append(element)
+        if tag not in VOID:
+            self.stack.append(element)
+
+    def handle_endtag(self, tag: str) -> None:
+        # Chromium's serialisation is well formed, but stay safe on a stray end tag.
+        for depth in range(len(self.stack) - 1, 0, -1):
+            if self.stack[depth].tag == tag:
+                del self.stack[depth:]
+                return
+
+    def handle_data(self, data: str) -> None:
+        self.stack[-1].children.append(data)
+
+
+@dataclass
+class Dom:
+    root: Element
+
+    @classmethod
+    def parse(cls, html: str) -> Dom:
+        builder = _TreeBuilder()
+        builder.feed(html)
+        builder.close()
+        return cls(builder.root)
+
+    def elements(self) -> list[Element]:
+        return self.root.iter()
+
+    def by_id(self) -> dict[str, Element]:
+        return {e.attrs["id"]: e for e in self.elements() if "id" in e.attrs}
+
+
+# --- building and rendering -------------------------------------------------------------------
+
+
+def build_site(out: Path) -> None:
+    proc = subprocess.run(
+        ["bash", str(DOCS_SH), "--openapi", str(OPENAPI), "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=BUILD_TIMEOUT_S,
+        check=False,
+    )
+    assert proc.returncode == 0, f"scripts/docs.sh failed:\n{proc.stdout}\n{proc.stderr}"
+
+
+def chromium_dom(page: Path, profile: Path, budget_ms: int = 15000) -> Dom:
+    exe = shutil.which("chromium")
+    if exe is None:
+        pytest.fail("chromium is not installed (make setup installs Debian's chromium package)")
+    profile.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run(
+        [
+            exe,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={profile}",
+            # Virtual time runs Redoc's rendering to completion before the DOM is dumped.
+            f"--virtual-time-budget={budget_ms}",
+            "--dump-dom",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=CHROMIUM_TIMEOUT_S,
+        check=False,
+    )
+    assert proc.returncode == 0, f"chromium failed on {page.name}:\n{proc.stderr[-4000:]}"
+    assert "<body" in proc.stdout, f"chromium dumped no DOM for {page.name}:\n{proc.stderr[-4000:]}"
+    return Dom.parse(proc.stdout)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    assert OPENAPI.is_file(), f"{OPENAPI} is missing: run `make generate`"
+    out = tmp_path_factory.mktemp("docs") / "site"
+    build_site(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def api_dom(site: Path, tmp_path_factory: pytest.TempPathFactory) -> Dom:
+    return chromium_dom(site / "index.html", tmp_path_factory.mktemp("chromium-api"))
+
+
+@pytest.fixture(scope="module")
+def reference_dom(site: Path, tmp_path_factory: pytest.TempPathFactory) -> Dom:
+    return chromium_dom(site / "reference.html", tmp_path_factory.mktemp("chromium-ref"), 3000)
+
+
+def public_operations() -> list[tuple[str, str, dict[str, Any]]]:
+    spec = json.loads(OPENAPI.read_text())
+    ops = [
+        (method, path, item[method])
+        for path, item in spec["paths"].items()
+        for method in HTTP_METHODS
+        if method in item
+    ]
+    assert ops, f"{OPENAPI} has no operations"
+    return ops
+
+
+# --- the API page ------------------------------------------------------------------------------
+
+
+def test_redoc_rendered_without_error(api_dom: Dom) -> None:
+    body = next(e for e in api_dom.elements() if e.tag == "body")
+    assert body.attrs.get("data-redoc") == "ready", "Redoc.init did not report success"
+    assert "Something went wrong" not in body.text()
+
+
+def test_every_public_operation_is_rendered(api_dom: Dom) -> None:
+    ids = api_dom.by_id()
+    menu = {
+        e.attrs["data-item-id"]: e.attrs.get("aria-label", "")
+        for e in api_dom.elements()
+        if e.tag == "li" and e.attrs.get("role") == "menuitem" and "data-item-id" in e.attrs
+    }
+    problems = []
+    for method, path, op in public_operations():
+        op_id = op.get("operationId")
+        if not op_id:
+            problems.append(f"{method.upper()} {path}: no operationId")
+            continue
+        section = ids.get(f"operation/{op_id}")
+        if section is None:
+            problems.append(f"{op_id}: no rendered section")
+            continue
+        text = section.text()
+        title = op.get("summary") or op_id
+        for expected in (title, path, method):
+            if expected not in text:
+                problems.append(f"{op_id}: section does not show {expected!r}")
+        entries = [label for item, label in menu.items() if item.endswith(f"operation/{op_id}")]
+        if entries != [title]:
+            problems.append(f"{op_id}: sidebar entries {entries}, expected [{title!r}]")
+    assert not problems, "\n".join(problems)
+
+
+def test_api_page_links_to_the_reference(api_dom: Dom) -> None:
+    nav = [e for e in api_dom.elements() if e.tag == "nav"]
+    assert nav, "the page has no nav bar"
+    assert "reference.html" in {a.attrs.get("href") for a in nav[0].iter() if a.tag == "a"}
+
+
+# --- the schema reference page -----------------------------------------------------------------
+
+
+def markdown_headings(markdown: str) -> list[tuple[int, str]]:
+    return [
+        (len(m.group(1)), m.group(2).replace("`", "").strip())
+        for m in re.finditer(r"^(#{1,6}) (.+)$", markdown, re.MULTILINE)
+    ]
+
+
+def test_reference_has_every_anchor_and_heading(reference_dom: Dom) -> None:
+    markdown = REFERENCE.read_text()
+    anchors = re.findall(r'<a id="([^"]+)"></a>', markdown)
+    assert anchors, "reference.md has no anchors"
+    ids = reference_dom.by_id()
+    missing = [a for a in anchors if a not in ids]
+    assert not missing, f"anchors of reference.md missing from reference.html: {missing}"
+
+    rendered = [
+        (int(e.tag[1]), e.text())
+        for e in reference_dom.elements()
+        if re.fullmatch(r"h[1-6]", e.tag)
+    ]
+    assert rendered == markdown_headings(markdown)
+
+
+def test_reference_links_resolve(reference_dom: Dom, site: Path) -> None:
+    ids = reference_dom.by_id()
+    dead = []
+    for a in reference_dom.elements():
+        href = a.attrs.get("href", "") if a.tag == "a" else ""
+        if href.startswith("#"):
+            if href[1:] not in ids:
+                dead.append(href)
+        elif href and "://" not in href and not (site / href.split("#")[0]).is_file():
+            dead.append(href)
+    assert not dead, f"links in reference.html that go nowhere: {sorted(set(dead))}"
+    nav = next(e for e in reference_dom.elements() if e.tag == "nav")
+    assert "index.html" in {a.attrs.get("href") for a in nav.iter() if a.tag == "a"}
+
+
+# --- the build ---------------------------------------------------------------------------------
+
+
+def test_pages_load_nothing_from_the_network(site: Path) -> None:
+    for page in sorted(site.glob("*.html")):
+        html = page.read_text()
+        assert 'http-equiv="Content-Security-Policy"' in html, page.name
+        outside = [
+            e.attrs.get("src") or e.attrs.get("href")
+            for e in Dom.parse(html).elements()
+            if e.tag in ("script", "link", "img", "iframe")
+            and "://" in (e.attrs.get("src") or e.attrs.get("href") or "")
+        ]
+        assert not outside, f"{page.name} loads {outside}"
+
+
+def test_build_is_deterministic(site: Path, tmp_path: Path) -> None:
+    again = tmp_path / "site"
+    build_site(again)
+    names = sorted(p.name for p in site.iterdir())
+    assert names == sorted(p.name for p in again.iterdir())
+    _, mismatch, errors = filecmp.cmpfiles(site, again, names, shallow=False)
+    assert not mismatch, f"files that differ between two builds: {mismatch}"
+    assert not errors, errors

@@ -1,0 +1,132 @@
+"""Content negotiation and the two encodings, as docs/api/HTTP.md states them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from google.protobuf import json_format
+
+from qmtl.common.v1 import match_mode_pb2
+from qmtl.gateway.v1.queue_messages_pb2 import GetQueuesByTagRequest
+from qmtl.runtime.codec import (
+    Encoding,
+    body_encoding,
+    decode,
+    encode,
+    negotiate,
+    negotiate_for_error,
+)
+from qmtl.runtime.errors import QmtlError
+
+P, J = Encoding.PROTOBUF, Encoding.JSON
+
+
+@pytest.mark.parametrize(
+    ("accept", "expected"),
+    [
+        (None, P),
+        ("", P),
+        ("*/*", P),
+        ("application/x-protobuf", P),
+        ("application/json", J),
+        ("application/json; charset=utf-8", J),
+        ("APPLICATION/JSON", J),
+        ("application/*", P),
+        ("application/json, */*", J),
+        ("application/json;q=0.4, application/x-protobuf;q=0.6", P),
+        ("application/x-protobuf;q=0.2, application/json;q=0.9", J),
+        ("application/x-protobuf;q=0, */*", J),
+        ("text/html, application/xhtml+xml, */*;q=0.8", P),
+        ("application/json;q=oops, application/x-protobuf;q=0.1", P),
+    ],
+)
+def test_accept_picks_the_encoding_with_the_highest_weight(
+    accept: str | None, expected: Encoding
+) -> None:
+    assert negotiate(accept) is expected
+
+
+@pytest.mark.parametrize(
+    "accept", ["text/html", "application/xml", "application/json;q=0, application/x-protobuf;q=0"]
+)
+def test_accept_allowing_neither_is_406(accept: str) -> None:
+    with pytest.raises(QmtlError) as raised:
+        negotiate(accept)
+
+    assert (raised.value.http_status, raised.value.wire_code) == (406, "E_NOT_ACCEPTABLE")
+    assert negotiate_for_error(accept) is J
+
+
+@pytest.mark.parametrize(
+    ("content_type", "expected"),
+    [
+        ("application/x-protobuf", P),
+        ("application/json", J),
+        ("application/json; charset=UTF-8", J),
+        ("Application/X-Protobuf", P),
+    ],
+)
+def test_content_type_names_the_body_encoding(content_type: str, expected: Encoding) -> None:
+    assert body_encoding(content_type) is expected
+
+
+@pytest.mark.parametrize(
+    "content_type", [None, "", "text/plain", "application/json; charset=latin-1", "*/*"]
+)
+def test_other_content_types_are_415(content_type: str | None) -> None:
+    with pytest.raises(QmtlError) as raised:
+        body_encoding(content_type)
+
+    assert (raised.value.http_status, raised.value.wire_code) == (415, "E_UNSUPPORTED_MEDIA_TYPE")
+
+
+def sample() -> GetQueuesByTagRequest:
+    return GetQueuesByTagRequest(
+        tags=["BTC", "price"], interval=2**60, match_mode=match_mode_pb2.MATCH_MODE_ALL
+    )
+
+
+def test_json_is_the_proto3_mapping() -> None:
+    text = encode(sample(), J)
+
+    assert json.loads(text) == {
+        "tags": ["BTC", "price"],
+        "interval": str(2**60),
+        "matchMode": "MATCH_MODE_ALL",
+    }
+
+
+@pytest.mark.parametrize("encoding", [P, J])
+def test_encode_then_decode_is_identity(encoding: Encoding) -> None:
+    assert decode(GetQueuesByTagRequest, encode(sample(), encoding), encoding) == sample()
+
+
+def test_binary_encoding_is_deterministic() -> None:
+    assert encode(sample(), P) == sample().SerializeToString(deterministic=True)
+
+
+@pytest.mark.parametrize(
+    ("data", "encoding"),
+    [
+        (b"\xff\xff\xff", P),
+        (b"{", J),
+        (b'{"interval": "sixty"}', J),
+        (b'{"unknownField": 1}', J),
+        (b"\xff", J),
+    ],
+)
+def test_body_that_does_not_decode_is_400(data: bytes, encoding: Encoding) -> None:
+    with pytest.raises(QmtlError) as raised:
+        decode(GetQueuesByTagRequest, data, encoding)
+
+    assert (raised.value.http_status, raised.value.wire_code) == (400, "E_MALFORMED_BODY")
+    assert "qmtl.gateway.v1.GetQueuesByTagRequest" in raised.value.message
+
+
+def test_clients_may_ignore_fields_a_newer_server_added() -> None:
+    data = b'{"tags": ["a"], "addedLater": true}'
+
+    decoded = decode(GetQueuesByTagRequest, data, J, ignore_unknown=True)
+
+    assert decoded == json_format.Parse('{"tags": ["a"]}', GetQueuesByTagRequest())
