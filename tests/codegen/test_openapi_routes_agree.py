@@ -11,13 +11,11 @@ import json
 import re
 from typing import Any
 
-import pytest
 from google.protobuf.compiler import plugin_pb2
 
+from qmtl_codegen import httpmodel
 from qmtl_codegen.descriptors import Schema
 from qmtl_codegen.openapi import generate
-
-httpmodel = pytest.importorskip("qmtl_codegen.httpmodel")
 
 
 def test_routes_and_parameters_agree(

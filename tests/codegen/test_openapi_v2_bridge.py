@@ -7,7 +7,6 @@ import json
 import subprocess
 import sys
 
-import pytest
 from google.protobuf.compiler import plugin_pb2
 
 from qmtl_codegen.openapiv2_bridge import GO_PACKAGE_BASE, prepare
@@ -50,8 +49,8 @@ def test_a_missing_plugin_is_an_error_not_a_crash(
     assert "is not a file" in bridge(request).error
 
 
-@pytest.mark.skipif(not PLUGIN.exists(), reason="run `make setup` for protoc-gen-openapiv2")
 def test_swagger_documents_come_out(codegen_request: plugin_pb2.CodeGeneratorRequest) -> None:
+    assert PLUGIN.exists(), f"{PLUGIN} is missing: run `make setup`"
     request = copy.deepcopy(codegen_request)
     request.parameter = f"plugin={PLUGIN},{OPTIONS}"
     response = bridge(request)
