@@ -5,20 +5,23 @@ declare none: no Go code is generated, and buf's managed mode would set it for e
 changing the descriptors the Python generators embed. So this bridge gives each such file a
 placeholder `go_package` derived from its package (it only names Go imports, which the
 Swagger output never shows) and pipes the request to the plugin named by `plugin=`; every
-other option goes to the plugin unchanged. Its response is passed through as it is.
+other option goes to the plugin unchanged. Each JSON document it writes gets our DO-NOT-EDIT
+marker as an `x-qmtl-generated` extension (Swagger 2.0 allows `x-` keys at the top level, and
+JSON has no comments); the rest of its response passes through as it is.
 
     opt: [plugin=.tools/bin/protoc-gen-openapiv2, allow_merge=false, output_format=json]
 """
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 from google.protobuf.compiler import plugin_pb2
 
-from qmtl_codegen.plugin import parse_parameter
+from qmtl_codegen.plugin import header_line, parse_parameter
 
 GO_PACKAGE_BASE = "qmtl.invalid/go"
 
@@ -32,6 +35,23 @@ def prepare(request: plugin_pb2.CodeGeneratorRequest) -> tuple[str, bytes]:
         if not proto.options.go_package:
             proto.options.go_package = f"{GO_PACKAGE_BASE}/{proto.package.replace('.', '/')}"
     return plugin, request.SerializeToString()
+
+
+def stamp(response: plugin_pb2.CodeGeneratorResponse, generator: str) -> None:
+    """Puts the DO-NOT-EDIT marker, naming source and generator, first in each JSON document."""
+    for file in response.file:
+        if not file.name.endswith(".json"):
+            continue
+        document = json.loads(file.content)
+        source = file.name.removesuffix(".swagger.json") + ".proto"
+        marked = {"x-qmtl-generated": header_line(generator, source), **document}
+        file.content = json.dumps(marked, indent=2, ensure_ascii=False) + "\n"
+
+
+def _grpc_gateway_version() -> str:
+    # The Go binary does not report its version; setup.sh records the one it installed.
+    recorded = Path(".tools/bin/.protoc-gen-openapiv2.version")
+    return recorded.read_text().strip() if recorded.is_file() else "unknown version"
 
 
 def _failure(message: str) -> bytes:
@@ -49,7 +69,10 @@ def main() -> None:
         stderr = result.stderr.decode(errors="replace").strip()
         sys.stdout.buffer.write(_failure(f"{plugin} failed: {stderr}"))
         return
-    sys.stdout.buffer.write(result.stdout)
+    response = plugin_pb2.CodeGeneratorResponse.FromString(result.stdout)
+    if not response.error:
+        stamp(response, f"protoc-gen-openapiv2 {_grpc_gateway_version()} via openapiv2_bridge")
+    sys.stdout.buffer.write(response.SerializeToString())
 
 
 if __name__ == "__main__":
