@@ -60,7 +60,9 @@ class WorkItem(_message.Message):
     state: _work_state_pb2.WorkState.ValueType
     """Current state."""
     attempts: _builtins.int
-    """Number of leases taken so far, including the current one."""
+    """Number of attempts so far, including the current lease; a lease the worker
+    gives back unprocessed (graceful shutdown) does not count.
+    """
     max_attempts: _builtins.int
     """Maximum number of attempts before the item goes DEAD."""
     idempotency_key: _builtins.str

@@ -43,9 +43,10 @@ class WorkState(_WorkState, metaclass=_WorkStateEnumTypeWrapper):
 
     Transitions: READY -> LEASED (a worker takes a lease); LEASED -> COMPLETED
     (complete; a second complete is a no-op); LEASED -> DELAYED (retryable
-    failure with attempts < max_attempts, or the lease expired and the reaper
-    took it back); DELAYED -> READY (at available_at); LEASED -> DEAD
-    (permanent failure or attempts exhausted).
+    failure with attempts < max_attempts); DELAYED -> READY (at available_at);
+    LEASED -> READY (the lease expired and the reaper took it back, or the worker
+    released it); LEASED -> DEAD (permanent failure, or attempts exhausted by a
+    failure or an expired lease).
     """
 
 WORK_STATE_UNSPECIFIED: WorkState.ValueType  # 0
