@@ -9,9 +9,14 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 REF="${1:-main}"
 BUF=.tools/bin/buf
 
+# A clone may hold main only as origin/main (e.g. a detached checkout in CI).
 if ! git rev-parse --verify --quiet "$REF^{commit}" >/dev/null; then
-  echo "breaking: '$REF' is not a git ref here; set AGAINST=<git ref>" >&2
-  exit 2
+  if git rev-parse --verify --quiet "origin/$REF^{commit}" >/dev/null; then
+    REF="origin/$REF"
+  else
+    echo "breaking: neither '$REF' nor 'origin/$REF' is a git ref here; set AGAINST=<git ref>" >&2
+    exit 2
+  fi
 fi
 if ! git cat-file -e "$REF:buf.yaml" 2>/dev/null || ! git cat-file -e "$REF:schemas" 2>/dev/null; then
   echo "breaking: $REF has no buf workspace yet; nothing to compare against"
