@@ -25,8 +25,9 @@ from qmtl.runtime.workqueue import (
     run_worker,
 )
 from qmtl.work.v1 import work_item_pb2, work_state_pb2, work_type_pb2
+from tests.polling import eventually
 
-from .support import eventually, make_item
+from .support import make_item
 
 READY = work_state_pb2.WORK_STATE_READY
 LEASED = work_state_pb2.WORK_STATE_LEASED

@@ -7,26 +7,16 @@ the schema as it was when the fixture was written.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 from google.protobuf import descriptor, descriptor_pool, json_format, message, message_factory
 
-import qmtl
 from qmtl_codegen.golden import to_json
+from tests.pb2_modules import generated_pb2_modules
 
 FIXTURES = Path(__file__).parent / "fixtures"
-
-
-def generated_modules() -> Iterator[ModuleType]:
-    """Every *_pb2 module of the namespace package (pkgutil does not walk namespace dirs)."""
-    for root in map(Path, qmtl.__path__):
-        for path in sorted(root.rglob("*_pb2.py")):
-            dotted = ".".join(("qmtl", *path.relative_to(root).with_suffix("").parts))
-            yield importlib.import_module(dotted)
 
 
 def _walk(desc: descriptor.Descriptor) -> Iterator[descriptor.Descriptor]:
@@ -39,7 +29,7 @@ def _walk(desc: descriptor.Descriptor) -> Iterator[descriptor.Descriptor]:
 
 def schema_messages() -> list[descriptor.Descriptor]:
     """Every message our schemas declare (qmtl.* packages), nested ones included."""
-    modules = list(generated_modules())  # importing registers every message in the pool
+    modules = list(generated_pb2_modules())  # importing registers every message in the pool
     found: dict[str, descriptor.Descriptor] = {}
     for module in modules:
         for top in module.DESCRIPTOR.message_types_by_name.values():

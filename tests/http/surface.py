@@ -11,7 +11,6 @@ from __future__ import annotations
 import importlib
 import json
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -22,10 +21,10 @@ from urllib.parse import quote
 from google.api import annotations_pb2, field_behavior_pb2, http_pb2
 from google.protobuf import descriptor, json_format, message, message_factory
 
-import qmtl
 from qmtl.api.v1 import access_pb2
 from qmtl.runtime.auth import HmacTokenVerifier, issue_token
 from qmtl_codegen.httpmodel import python_module, snake_case
+from tests.pb2_modules import generated_pb2_modules
 
 FIXTURES = Path(__file__).resolve().parents[1] / "golden" / "fixtures"
 SECRET = b"tests-http-secret"
@@ -70,17 +69,9 @@ class Op:
         return self.id
 
 
-def _generated_pb2_modules() -> Iterator[ModuleType]:
-    for root in map(Path, qmtl.__path__):
-        for path in sorted(root.rglob("*_pb2.py")):
-            yield importlib.import_module(
-                ".".join(("qmtl", *path.relative_to(root).with_suffix("").parts))
-            )
-
-
 def _operations() -> list[Op]:
     found: list[Op] = []
-    for module in _generated_pb2_modules():
+    for module in generated_pb2_modules():
         for service in module.DESCRIPTOR.services_by_name.values():
             for method in service.methods:
                 options = method.GetOptions()

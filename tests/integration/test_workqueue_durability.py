@@ -22,8 +22,9 @@ from qmtl.runtime.workqueue import (
     inspect_persistence,
     open_work_queue,
 )
+from tests.polling import eventually
 
-from .workqueue_support import PrivateRedis, connect, eventually, unique
+from .workqueue_support import PrivateRedis, connect, unique
 
 SAFE_CONFIG = {
     "appendonly": "yes",

@@ -12,8 +12,9 @@ import pytest
 from qmtl.runtime.endpoints import ServiceEndpoints
 from qmtl.runtime.workqueue import QueueStats
 from qmtl.work.v1 import work_state_pb2
+from tests.polling import eventually
 
-from .workqueue_support import Harness, WorkerProcess, eventually, job_of_kind, queue_harness
+from .workqueue_support import Harness, WorkerProcess, job_of_kind, queue_harness
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
-"""Parent-side helpers for the work-queue integration tests: worker processes, a private
-Redis server, and polling for conditions with a deadline."""
+"""Parent-side helpers for the work-queue integration tests: worker processes and a private
+Redis server."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,25 +102,6 @@ class Spawner:
             if worker.proc.poll() is None:
                 worker.proc.kill()
             worker.proc.wait(timeout=10)
-
-
-async def eventually(
-    condition: Callable[[], Awaitable[bool]],
-    *,
-    what: str,
-    within: float = 20.0,
-    watch: Iterable[WorkerProcess] = (),
-) -> None:
-    """Polls `condition` until it holds; fails at the deadline or as soon as a watched process
-    dies, with that process's log."""
-    watched = list(watch)
-    deadline = time.monotonic() + within
-    while not await condition():
-        for worker in watched:
-            worker.check_alive()
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up after {within}s waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 async def connect(url: str) -> redis.Redis:

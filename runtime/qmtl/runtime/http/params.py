@@ -15,7 +15,7 @@ import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import unquote_to_bytes
 
 from google.protobuf import (
@@ -114,31 +114,31 @@ def parse_bytes(value: str) -> bytes:
         raise InvalidValue(f"{value!r} is not base64") from None
 
 
-def parse_timestamp(value: str) -> timestamp_pb2.Timestamp:
-    parsed = timestamp_pb2.Timestamp()
+WellKnown = TypeVar(
+    "WellKnown", timestamp_pb2.Timestamp, duration_pb2.Duration, field_mask_pb2.FieldMask
+)
+
+
+def _from_json_string(cls: type[WellKnown], value: str, form: str) -> WellKnown:
+    # These well-known types have a JSON string form; a query parameter uses the same one.
+    parsed = cls()
     try:
         parsed.FromJsonString(value)
     except ValueError as exc:
-        raise InvalidValue(f"{value!r} is not an RFC 3339 timestamp ({exc})") from None
+        raise InvalidValue(f"{value!r} is not {form} ({exc})") from None
     return parsed
+
+
+def parse_timestamp(value: str) -> timestamp_pb2.Timestamp:
+    return _from_json_string(timestamp_pb2.Timestamp, value, "an RFC 3339 timestamp")
 
 
 def parse_duration(value: str) -> duration_pb2.Duration:
-    parsed = duration_pb2.Duration()
-    try:
-        parsed.FromJsonString(value)
-    except ValueError as exc:
-        raise InvalidValue(f"{value!r} is not a duration such as 1.5s ({exc})") from None
-    return parsed
+    return _from_json_string(duration_pb2.Duration, value, "a duration such as 1.5s")
 
 
 def parse_field_mask(value: str) -> field_mask_pb2.FieldMask:
-    parsed = field_mask_pb2.FieldMask()
-    try:
-        parsed.FromJsonString(value)
-    except ValueError as exc:
-        raise InvalidValue(f"{value!r} is not a field mask ({exc})") from None
-    return parsed
+    return _from_json_string(field_mask_pb2.FieldMask, value, "a field mask")
 
 
 def enum_parser(full_name: str) -> Parser:
