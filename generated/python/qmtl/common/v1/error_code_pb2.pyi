@@ -117,6 +117,18 @@ class _ErrorCodeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorCode.V
     """A request argument outside the body is unknown or does not parse, e.g. a
     query parameter `interval=soon` (HTTP 400); `details.parameter` names it.
     """
+    ERROR_CODE_IDEMPOTENCY_CONFLICT: _ErrorCode.ValueType  # 25
+    """The idempotency key was already used with a different payload
+    (HTTP 409); the first job stands and nothing was written.
+
+    details: `{idempotency_key, job_id}`.
+    """
+    ERROR_CODE_PAYLOAD_TOO_LARGE: _ErrorCode.ValueType  # 26
+    """The request body exceeds the listener's size limit (HTTP 413); it was
+    not read past the limit.
+
+    details: `{limit_bytes}`.
+    """
 
 class ErrorCode(_ErrorCode, metaclass=_ErrorCodeEnumTypeWrapper):
     """ErrorCode lists the known values of `ErrorDetail.code`.
@@ -220,5 +232,17 @@ ERROR_CODE_INTERNAL: ErrorCode.ValueType  # 23
 ERROR_CODE_INVALID_ARGUMENT: ErrorCode.ValueType  # 24
 """A request argument outside the body is unknown or does not parse, e.g. a
 query parameter `interval=soon` (HTTP 400); `details.parameter` names it.
+"""
+ERROR_CODE_IDEMPOTENCY_CONFLICT: ErrorCode.ValueType  # 25
+"""The idempotency key was already used with a different payload
+(HTTP 409); the first job stands and nothing was written.
+
+details: `{idempotency_key, job_id}`.
+"""
+ERROR_CODE_PAYLOAD_TOO_LARGE: ErrorCode.ValueType  # 26
+"""The request body exceeds the listener's size limit (HTTP 413); it was
+not read past the limit.
+
+details: `{limit_bytes}`.
 """
 Global___ErrorCode: _TypeAlias = ErrorCode  # noqa: Y015
