@@ -11,7 +11,8 @@
 #   make typecheck       mypy --strict on runtime/, services/, codegen/, bench/
 #   make bench           benchmarks against their baselines in the same run; prints the ratios
 #   make test            setup + services-up, then the whole test suite
-#   make clean           stop the servers and remove .venv, .tools, .services and caches
+#   make fuzz            atheris on every fuzz target, FUZZ_SECONDS in all (default 600)
+#   make clean           stop the servers and remove .venv, .tools, .services, .fuzz and caches
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -23,6 +24,8 @@ PYTEST_ARGS ?=
 BUF := .tools/bin/buf
 MYPY_TARGETS := runtime/qmtl services/qmtl codegen/qmtl_codegen bench
 BENCH_ARGS ?=
+# make fuzz: total seconds, split evenly over the targets (docs/operations/fuzzing.md).
+FUZZ_SECONDS ?= 600
 AGAINST ?= main
 # Everything `make generate` writes; tests/golden/fixtures is append-only and never wiped.
 GENERATED := generated docs/schemas/reference.md docs/openapi tests/golden/fixtures
@@ -30,10 +33,10 @@ GENERATED := generated docs/schemas/reference.md docs/openapi tests/golden/fixtu
 REGENERATED := generated/python generated/jsonschema docs/openapi/swagger docs/openapi/*.openapi.json
 
 .PHONY: help setup services-up services-down services-status generate check-generated breaking \
-	docs lint typecheck test bench clean lock
+	docs lint typecheck test bench fuzz clean lock
 
 help:
-	@sed -n '2,15s/^# //p' Makefile
+	@sed -n '2,16s/^# //p' Makefile
 
 setup:
 	@echo "==> setup: system packages, .venv and .tools (skips what is already in place)"
@@ -97,13 +100,17 @@ bench: services-up
 	@echo "==> bench [2/2 http]: generated GET route vs a bare Starlette route (same bytes, same server)"
 	@$(BIN)/python bench/http/run.py
 
+fuzz: prereqs
+	@echo "==> fuzz: atheris on tests/fuzz/targets.py for $(FUZZ_SECONDS) s in all; crashes -> tests/fuzz/crashes/"
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) bash scripts/fuzz.sh
+
 lock: prereqs
 	@echo "==> lock: re-pinning constraints.txt from the current .venv"
 	@{ sed -n '1,2p' constraints.txt; $(BIN)/pip freeze --exclude-editable; } > constraints.txt.new
 	@mv constraints.txt.new constraints.txt
 
 clean:
-	@echo "==> clean: stopping servers, removing .venv .tools .services and caches"
+	@echo "==> clean: stopping servers, removing .venv .tools .services .fuzz and caches"
 	@if [ -x scripts/services/all.sh ]; then bash scripts/services/all.sh down || true; fi
-	@rm -rf $(VENV) .tools .services .pytest_cache .mypy_cache .ruff_cache .hypothesis docs/site docs/site-src/node_modules
+	@rm -rf $(VENV) .tools .services .fuzz .pytest_cache .mypy_cache .ruff_cache .hypothesis docs/site docs/site-src/node_modules
 	@find . -name __pycache__ -type d -prune -exec rm -rf {} +

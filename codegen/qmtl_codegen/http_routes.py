@@ -35,6 +35,8 @@ def render_file(model: httpmodel.FileModel, template_name: str, kind: str) -> st
     return template(template_name).render(
         header=header_line(kind, model.source),
         services=model.services,
+        hidden=model.hidden,
+        hidden_code=httpmodel.hidden_code,
         imports=imports.lines,
         ref=imports.ref,
         pytuple=httpmodel.pytuple,

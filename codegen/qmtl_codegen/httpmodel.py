@@ -105,6 +105,19 @@ class RouteModel:
 
 
 @dataclass(frozen=True, slots=True)
+class HiddenModel:
+    """Where one message type holds `(qmtl.api.v1.internal_only)` fields, for public routes.
+
+    Rendered as a `qmtl.runtime.http.redact.Hidden` constant; `nested` pairs a message field
+    with the constant of its type's table.
+    """
+
+    constant: str
+    clear: tuple[str, ...]
+    nested: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
 class RpcModel:
     name: str
     full_name: str
@@ -116,6 +129,8 @@ class RpcModel:
     scopes: tuple[str, ...]
     allow_anonymous: bool
     routes: tuple[RouteModel, ...]
+    # The Hidden constant a public route clears its reply with; "" when nothing is hidden.
+    public_view: str = ""
 
     @property
     def scopes_constant(self) -> str:
@@ -148,6 +163,8 @@ class FileModel:
     stem: str  # gateway_service
     package: str
     services: tuple[ServiceModel, ...]
+    # The Hidden tables the public routes use, each after the tables it refers to.
+    hidden: tuple[HiddenModel, ...] = ()
 
     def message_types(self) -> list[PyType]:
         found = {
@@ -224,9 +241,45 @@ def _leaf(fld: FD, proto_path: tuple[str, ...], json_path: tuple[str, ...]) -> P
     return ParamModel(tuple(dict.fromkeys(names)), proto_path, parser, slot)
 
 
+def _hidden_constant(desc: descriptor.Descriptor) -> str:
+    return "_HIDDEN_" + "_".join(_constant(part) for part in desc.full_name.split("."))
+
+
 class _Builder:
     def __init__(self, schema: Schema) -> None:
         self.schema = schema
+        # Per file: the Hidden tables built so far, in dependency order.
+        self.hidden: dict[str, HiddenModel] = {}
+
+    def hidden_table(
+        self, desc: descriptor.Descriptor, stack: frozenset[str] = frozenset()
+    ) -> HiddenModel | None:
+        """The table of `desc`, registered in self.hidden; None when it hides nothing.
+
+        A recursive reference is not followed again: only fields of its first occurrence count.
+        """
+        if desc.full_name in self.hidden:
+            return self.hidden[desc.full_name]
+        stack = stack | {desc.full_name}
+        clear: list[str] = []
+        nested: list[tuple[str, str]] = []
+        for fld in desc.fields:
+            if options.internal_only(self.schema.pool, fld):
+                clear.append(fld.name)
+                continue
+            inner = fld.message_type
+            if _is_map(fld):
+                inner = fld.message_type.fields_by_name["value"].message_type
+            if inner is None or inner.full_name in stack:
+                continue
+            table = self.hidden_table(inner, stack)
+            if table is not None:
+                nested.append((fld.name, table.constant))
+        if not clear and not nested:
+            return None
+        model = HiddenModel(_hidden_constant(desc), tuple(clear), tuple(nested))
+        self.hidden[desc.full_name] = model
+        return model
 
     def required(self, fld: FD) -> bool:
         return "REQUIRED" in options.field_behaviors(self.schema.pool, fld)
@@ -347,6 +400,7 @@ class _Builder:
         access = options.require_access(self.schema.pool, method)
         if method.client_streaming or method.server_streaming:
             raise GeneratorError(f"{method.full_name}: streaming rpcs have no HTTP form")
+        table = self.hidden_table(method.output_type) if access.is_public else None
         python_name = snake_case(method.name)
         if keyword.iskeyword(python_name) or python_name in _RESERVED:
             python_name += "_"
@@ -367,6 +421,7 @@ class _Builder:
                 self.route(method, binding, index, access.is_public, python_name)
                 for index, binding in enumerate(rule.bindings)
             ),
+            public_view=table.constant if table is not None else "",
         )
 
     def service(self, service: descriptor.ServiceDescriptor) -> ServiceModel:
@@ -390,6 +445,7 @@ def file_models(schema: Schema) -> list[FileModel]:
     build = _Builder(schema)
     found: list[FileModel] = []
     for file in schema.targets:
+        build.hidden = {}
         # The file's proto keeps declaration order; services_by_name does not promise it.
         names = [s.name for s in schema.protos[file.name].service]
         services = [build.service(file.services_by_name[name]) for name in names]
@@ -404,6 +460,7 @@ def file_models(schema: Schema) -> list[FileModel]:
                 stem=base.removesuffix(".proto").replace("-", "_"),
                 package=file.package,
                 services=tuple(services),
+                hidden=tuple(build.hidden.values()),
             )
         )
     return found
@@ -461,6 +518,21 @@ def imports_for(types: list[PyType]) -> Imports:
 
 def _alias(module: str) -> str:
     return "_" + module.replace(".", "_")
+
+
+def hidden_code(table: HiddenModel, width: int = 100) -> str:
+    """The `_r.Hidden(...)` assignment of a table, on one line if it fits."""
+    args = []
+    if table.clear:
+        args.append(f"clear={pytuple(table.clear)}")
+    if table.nested:
+        pairs = [f"({_pystr(name)}, {constant})" for name, constant in table.nested]
+        inner = ", ".join(pairs) + ("," if len(pairs) == 1 else "")
+        args.append(f"nested=({inner})")
+    line = f"{table.constant} = _r.Hidden({', '.join(args)})"
+    if len(line) <= width:
+        return line
+    return "\n".join([f"{table.constant} = _r.Hidden(", *(f"    {arg}," for arg in args), ")"])
 
 
 def pytuple(items: tuple[str, ...]) -> str:

@@ -7,10 +7,23 @@ per-message JSON Schemas share this one mapping; they differ only in where named
 The schemas describe the canonical JSON that protobuf's printer emits and every parser reads:
 field names are JSON names (camelCase, `json_name` honoured), 64-bit integers are decimal
 strings, bytes are base64, enums are value names, and the well-known types take their special
-forms. Parsers are more lenient (proto field names, enum numbers, numbers for 64-bit
-integers); the lenient forms are deliberately not described, so that producers stick to one.
-Objects stay open (no `additionalProperties: false`): adding a field is a compatible change,
-and a client holding an older document must still accept a newer server's messages.
+forms. Every schema states what any valid message satisfies: a REQUIRED field without
+presence is not its default (`minLength: 1` for a string, `minItems: 1` for a repeated field),
+64-bit integers are within their range (a pattern, as JSON Schema bounds only numbers).
+
+A `Style` adds what one audience needs on top of that canonical form:
+
+- CANONICAL (the per-message JSON Schemas): objects stay open (no `additionalProperties:
+  false`), since adding a field is a compatible change and a consumer holding an older schema
+  must still accept a newer producer's messages; enums are their value names.
+- SERVER (the OpenAPI documents, which describe one server as it answers): objects are closed,
+  as the routers refuse a JSON field the message does not have, and list the proto field name
+  of each field as an alias, which the proto3 JSON parsers read too; enums also take the
+  numbers of their declared values, which the routers accept. Other lenient forms of protobuf's
+  JSON parser (numbers for 64-bit integers, digits in strings) stay undescribed so that
+  producers write one form.
+- PUBLIC_SERVER: SERVER without the fields marked `(qmtl.api.v1.internal_only)`, which public
+  listeners clear before encoding.
 """
 
 from __future__ import annotations
@@ -18,11 +31,13 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from google.protobuf import descriptor, descriptor_pb2
 
 from qmtl_codegen import options
+from qmtl_codegen.decimal_range import INT64_RANGE_PATTERN, UINT64_RANGE_PATTERN
 from qmtl_codegen.descriptors import Schema
 
 JsonObject = dict[str, Any]
@@ -32,6 +47,7 @@ NamedType = descriptor.Descriptor | descriptor.EnumDescriptor
 
 FD = descriptor.FieldDescriptor
 WELL_KNOWN = "google.protobuf."
+# Map keys of 64-bit types stay unbounded digit strings; values carry the exact range.
 INT64_PATTERN = r"^-?[0-9]+$"
 UINT64_PATTERN = r"^[0-9]+$"
 # protobuf's Duration JSON form, seconds with up to nine fractional digits: "1.5s", "-0.000001s".
@@ -130,9 +146,9 @@ def scalar(fld: descriptor.FieldDescriptor) -> JsonObject:
             ]
         }
     if kind in (FD.TYPE_INT64, FD.TYPE_SINT64, FD.TYPE_SFIXED64):
-        return {"type": "string", "format": "int64", "pattern": INT64_PATTERN}
+        return {"type": "string", "format": "int64", "pattern": INT64_RANGE_PATTERN}
     if kind in (FD.TYPE_UINT64, FD.TYPE_FIXED64):
-        return {"type": "string", "format": "uint64", "pattern": UINT64_PATTERN}
+        return {"type": "string", "format": "uint64", "pattern": UINT64_RANGE_PATTERN}
     if kind in (FD.TYPE_INT32, FD.TYPE_SINT32, FD.TYPE_SFIXED32):
         return {"type": "integer", "format": "int32", **_INT32}
     if kind in (FD.TYPE_UINT32, FD.TYPE_FIXED32):
@@ -185,12 +201,37 @@ def well_known(desc: descriptor.Descriptor) -> JsonObject | None:
     return dict(found) if found is not None else None
 
 
+@dataclass(frozen=True, slots=True)
+class Style:
+    """What a set of schemas describes beyond the canonical form (see the module docstring)."""
+
+    # Objects refuse undeclared properties and declare each field's proto-name alias.
+    closed: bool = False
+    # Enums take the numbers of their declared values besides their names.
+    enum_numbers: bool = False
+    # Fields marked internal_only are left out.
+    public: bool = False
+
+
+CANONICAL = Style()
+SERVER = Style(closed=True, enum_numbers=True)
+PUBLIC_SERVER = Style(closed=True, enum_numbers=True, public=True)
+
+
 class JsonMapping:
     """Builds the schema objects of messages, enums and fields, with `ref` for named types."""
 
-    def __init__(self, schema: Schema, ref: RefWriter) -> None:
+    def __init__(self, schema: Schema, ref: RefWriter, style: Style = CANONICAL) -> None:
         self.schema = schema
         self.ref = ref
+        self.style = style
+
+    def visible(self, fld: descriptor.FieldDescriptor) -> bool:
+        """Whether `fld` is part of this style's schemas."""
+        return not (self.style.public and options.internal_only(self.schema.pool, fld))
+
+    def fields(self, desc: descriptor.Descriptor) -> list[descriptor.FieldDescriptor]:
+        return [f for f in desc.fields if self.visible(f)]
 
     def value(self, fld: descriptor.FieldDescriptor) -> JsonObject:
         """The schema of one value of `fld`: an element if repeated, without documentation."""
@@ -228,6 +269,8 @@ class JsonMapping:
             schema["readOnly"] = True
         if "INPUT_ONLY" in behaviors:
             schema["writeOnly"] = True
+        if "REQUIRED" in behaviors and not fld.has_presence:
+            schema.update(not_default(fld))
         return schema
 
     def required(self, fld: descriptor.FieldDescriptor) -> bool:
@@ -237,15 +280,33 @@ class JsonMapping:
         """The definition of a message type that has no special JSON form."""
         schema: JsonObject = {"type": "object"}
         _document(schema, self.schema.comment(desc.full_name), desc.GetOptions().deprecated)
-        schema["properties"] = {json_name(f): self.field(f) for f in desc.fields}
-        required = [json_name(f) for f in desc.fields if self.required(f)]
+        fields = self.fields(desc)
+        schema["properties"] = {json_name(f): self.field(f) for f in fields}
+        aliased = [f for f in fields if f.name != json_name(f)] if self.style.closed else []
+        for fld in aliased:
+            schema["properties"][fld.name] = self.alias(desc, fld)
+        if self.style.closed:
+            schema["additionalProperties"] = False
+        # The canonical spelling is the one documented as required, also where an alias exists.
+        required = [json_name(f) for f in fields if self.required(f)]
         if required:
             schema["required"] = required
         choices = [o for o in real_oneofs(desc) if len(o.fields) > 1]
+        choices = [o for o in choices if all(self.visible(f) for f in o.fields)]
         if choices:
             schema["x-oneof"] = {o.name: [json_name(f) for f in o.fields] for o in choices}
             schema["allOf"] = [_at_most_one(o) for o in choices]
+        if aliased:
+            schema.setdefault("allOf", []).append(_one_spelling(aliased))
         return schema
+
+    def alias(self, desc: descriptor.Descriptor, fld: descriptor.FieldDescriptor) -> JsonObject:
+        """The property of a field's proto name: the same value as its JSON name's property."""
+        return {
+            "$ref": f"{self.ref(desc.full_name)}/properties/{json_name(fld)}",
+            "description": f"Alias of `{json_name(fld)}` (the proto field name), which parsers "
+            "also read; responses always use the JSON name.",
+        }
 
     def enum(self, desc: descriptor.EnumDescriptor) -> JsonObject:
         """The definition of an enum: its value names, each documented in the description."""
@@ -255,8 +316,13 @@ class JsonMapping:
             mark = " (deprecated)" if value.GetOptions().deprecated else ""
             lines.append(f"- `{value.name}`{mark}: {text}" if text else f"- `{value.name}`{mark}")
         schema: JsonObject = {"type": "string"}
+        if self.style.enum_numbers:
+            schema["type"] = ["string", "integer"]
+            lines.append("Requests may also give a declared value's number; responses use names.")
         _document(schema, "\n".join(line for line in lines if line), desc.GetOptions().deprecated)
         schema["enum"] = [value.name for value in desc.values]
+        if self.style.enum_numbers:
+            schema["enum"] += sorted({value.number for value in desc.values})
         deprecated = [v.name for v in desc.values if v.GetOptions().deprecated]
         if deprecated:
             schema["x-enum-deprecated"] = deprecated
@@ -275,6 +341,41 @@ def _document(schema: JsonObject, description: str, deprecated: bool) -> None:
         schema["deprecated"] = True
 
 
+def not_default(fld: descriptor.FieldDescriptor) -> JsonObject:
+    """What a REQUIRED field without presence satisfies: it is not its default value.
+
+    Without presence the default is indistinguishable from "not sent", so the routers refuse it
+    (422 E_VALIDATION), as they refuse a missing field.
+    """
+    if is_map(fld):
+        return {"minProperties": 1}
+    if fld.is_repeated:
+        return {"minItems": 1}
+    if fld.type in (FD.TYPE_STRING, FD.TYPE_BYTES):
+        return {"minLength": 1}
+    if fld.type == FD.TYPE_BOOL:
+        return {"const": True}
+    if fld.enum_type is not None:
+        zero = fld.enum_type.values_by_number[0].name
+        return {"not": {"enum": [zero, 0]}}
+    if fld.type in _SIXTY_FOUR_BIT:
+        return {"not": {"pattern": r"^-?0+$"}}
+    return {"not": {"const": 0}}
+
+
+_SIXTY_FOUR_BIT = frozenset(
+    {FD.TYPE_INT64, FD.TYPE_SINT64, FD.TYPE_SFIXED64, FD.TYPE_UINT64, FD.TYPE_FIXED64}
+)
+
+
+def _one_spelling(aliased: list[descriptor.FieldDescriptor]) -> JsonObject:
+    """No field given under both its JSON name and its proto name (parsers refuse that)."""
+    return {
+        "description": "A field is given under its JSON name or its proto name, not both.",
+        "not": {"anyOf": [{"required": [json_name(f), f.name]} for f in aliased]},
+    }
+
+
 def _at_most_one(oneof: descriptor.OneofDescriptor) -> JsonObject:
     """A constraint that no two members of a oneof are present; none present is valid."""
     names = [json_name(f) for f in oneof.fields]
@@ -285,10 +386,16 @@ def _at_most_one(oneof: descriptor.OneofDescriptor) -> JsonObject:
     }
 
 
-def named_types(roots: Iterable[NamedType]) -> dict[str, NamedType]:
+FieldFilter = Callable[[descriptor.FieldDescriptor], bool]
+
+
+def named_types(
+    roots: Iterable[NamedType], visible: FieldFilter = lambda _: True
+) -> dict[str, NamedType]:
     """Every message and enum that needs a definition: `roots` and all they reference.
 
-    Well-known types with a special JSON form are inlined and so not listed. Sorted by name.
+    Only fields for which `visible` holds are followed. Well-known types with a special JSON
+    form are inlined and so not listed. Sorted by name.
     """
     found: dict[str, NamedType] = {}
     pending = list(roots)
@@ -298,12 +405,12 @@ def named_types(roots: Iterable[NamedType]) -> dict[str, NamedType]:
             continue
         found[named.full_name] = named
         if isinstance(named, descriptor.Descriptor):
-            pending.extend(_references(named))
+            pending.extend(_references(named, visible))
     return dict(sorted(found.items()))
 
 
-def _references(desc: descriptor.Descriptor) -> Iterable[NamedType]:
-    for fld in desc.fields:
+def _references(desc: descriptor.Descriptor, visible: FieldFilter) -> Iterable[NamedType]:
+    for fld in filter(visible, desc.fields):
         target = fld.message_type.fields_by_name["value"] if is_map(fld) else fld
         if target.message_type is not None and not is_inlined(target.message_type):
             yield target.message_type

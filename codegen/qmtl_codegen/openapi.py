@@ -15,7 +15,9 @@ plus `public.openapi.json`, every area's public operations in one document. Run 
                                     # next to the generated messages, for importlib.resources
 
 Schemas are under components.schemas keyed by full proto name and follow
-qmtl_codegen.jsonmapping, shared with the per-message JSON Schemas.
+qmtl_codegen.jsonmapping, shared with the per-message JSON Schemas, in its SERVER style: the
+documents describe what the server accepts (closed objects, enum numbers). Public documents
+leave out the fields marked `(qmtl.api.v1.internal_only)`, which public routes never send.
 """
 
 from __future__ import annotations
@@ -27,7 +29,16 @@ from typing import Any
 from google.protobuf.compiler import plugin_pb2
 
 from qmtl_codegen.descriptors import Schema
-from qmtl_codegen.jsonmapping import JsonMapping, JsonObject, NamedType, dump, named_types
+from qmtl_codegen.jsonmapping import (
+    PUBLIC_SERVER,
+    SERVER,
+    JsonMapping,
+    JsonObject,
+    NamedType,
+    Style,
+    dump,
+    named_types,
+)
 from qmtl_codegen.openapi_errors import DEFAULT, ERROR_DETAIL, ErrorResponses, response_name
 from qmtl_codegen.openapi_operations import (
     SECURITY_SCHEME,
@@ -98,12 +109,12 @@ class DocumentWriter:
     def __init__(self, schema: Schema, version: str) -> None:
         self.schema = schema
         self.version = version
-        self.mapping = JsonMapping(schema, lambda name: SCHEMA_REF + name)
         error_content = content(ERROR_DETAIL, {"$ref": SCHEMA_REF + ERROR_DETAIL})
         self.errors = ErrorResponses(schema, error_content)
-        self.builder = OperationBuilder(schema, self.mapping, self.errors)
 
-    def document(self, title: str, intro: str, ops: list[Operation]) -> JsonObject:
+    def document(self, title: str, intro: str, ops: list[Operation], style: Style) -> JsonObject:
+        mapping = JsonMapping(self.schema, lambda name: SCHEMA_REF + name, style)
+        builder = OperationBuilder(self.schema, mapping, self.errors)
         paths: dict[str, JsonObject] = {}
         statuses: set[int | str] = set()
         for op in sorted(ops, key=lambda o: (o.path, VERBS.index(o.verb))):
@@ -113,13 +124,13 @@ class DocumentWriter:
                     f"{op.verb.upper()} {op.path} is bound by both "
                     f"{item[op.verb]['operationId']} and {op.operation_id}"
                 )
-            item[op.verb], used = self.builder.operation(op)
+            item[op.verb], used = builder.operation(op)
             statuses.update(used)
         responses = {
             response_name(s): self.errors.component(s)
             for s in sorted(statuses, key=lambda s: (s == DEFAULT, str(s)))
         }
-        components: JsonObject = {"schemas": self.definitions([paths, responses])}
+        components: JsonObject = {"schemas": self.definitions(mapping, [paths, responses])}
         if responses:
             components["responses"] = responses
         if any(op.authenticated for op in ops):
@@ -150,10 +161,11 @@ class DocumentWriter:
             tags.append(tag)
         return tags
 
-    def definitions(self, used: list[Any]) -> JsonObject:
+    def definitions(self, mapping: JsonMapping, used: list[Any]) -> JsonObject:
         """The schemas that `used` refers to, and everything those reach, by full name."""
         roots = [self.named(name) for name in sorted(_schema_refs(used))]
-        return {name: self.mapping.definition(t) for name, t in named_types(roots).items()}
+        found = named_types(roots, mapping.visible)
+        return {name: mapping.definition(t) for name, t in found.items()}
 
     def named(self, full_name: str) -> NamedType:
         pool = self.schema.pool
@@ -170,7 +182,8 @@ def _schema_refs(node: Any) -> set[str]:
         found = set().union(*(_schema_refs(v) for v in node.values())) if node else set()
         ref = node.get("$ref")
         if isinstance(ref, str) and ref.startswith(SCHEMA_REF):
-            found.add(ref.removeprefix(SCHEMA_REF))
+            # `<name>/properties/<field>` (a proto-name alias) needs the schema `<name>`.
+            found.add(ref.removeprefix(SCHEMA_REF).split("/", 1)[0])
         return found
     if isinstance(node, list):
         return set().union(*(_schema_refs(v) for v in node)) if node else set()
@@ -191,20 +204,19 @@ def documents(schema: Schema, version: str, layout: str) -> Iterator[OutputFile]
             raise GeneratorError(f"openapi: packages {areas[area]} and {package} share area {area}")
         areas[area] = package
         services = ", ".join(dict.fromkeys(op.service.name for op in ops))
-        for audience, intro, subset in (
-            ("public", PUBLIC_ROUTING, [op for op in ops if op.access.is_public]),
-            ("internal", INTERNAL_ROUTING, [op for op in ops if not op.access.is_public]),
+        for audience, intro, subset, style in (
+            ("public", PUBLIC_ROUTING, [op for op in ops if op.access.is_public], PUBLIC_SERVER),
+            ("internal", INTERNAL_ROUTING, [op for op in ops if not op.access.is_public], SERVER),
         ):
             title = f"QMTL {area} {audience} API ({services})"
             name = f"{area}.{audience}.openapi.json"
             if layout == "package":
                 name = f"{package.replace('.', '/')}/openapi/{name}"
-            yield OutputFile(name, dump(writer.document(title, intro, subset)))
+            yield OutputFile(name, dump(writer.document(title, intro, subset, style)))
     if layout == "docs":
         public = [op for op in everything if op.access.is_public]
-        yield OutputFile(
-            MERGED_PUBLIC, dump(writer.document("QMTL public API", PUBLIC_ROUTING, public))
-        )
+        merged = writer.document("QMTL public API", PUBLIC_ROUTING, public, PUBLIC_SERVER)
+        yield OutputFile(MERGED_PUBLIC, dump(merged))
 
 
 def generate(request: plugin_pb2.CodeGeneratorRequest) -> Iterator[OutputFile]:

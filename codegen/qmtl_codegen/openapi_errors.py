@@ -4,13 +4,17 @@ Every error is one `qmtl.common.v1.ErrorDetail` (docs/api/HTTP.md). Which codes 
 HTTP status is read from the `(qmtl.api.v1.error_info)` option of the catalogue's enum values,
 so a new code shows up in the documents without touching this module. Each status an operation
 can answer gets a reusable entry under `components.responses`; statuses that no rule assigns
-to an operation (409, 412, 504, ...) are documented once, as the `default` response.
+to an operation (412, 504, ...) are documented once, as the `default` response. An rpc that
+names a code in its comment, or in a comment of its request's fields (`E_DUPLICATE`), documents
+that code's status when it is one of REASONS (409 for E_DUPLICATE, E_INVALID_STATE, ...).
 """
 
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from http import HTTPStatus
 
 from qmtl_codegen import options
@@ -32,8 +36,13 @@ REASONS: dict[int, str] = {
     403: "The token's principal lacks a scope the operation requires.",
     404: "The addressed resource does not exist, or no route matches the path.",
     406: "The `Accept` header allows neither `application/x-protobuf` nor `application/json`.",
+    409: "The request conflicts with the current state: a duplicate, a resource in the wrong "
+    "state, or an idempotency key already used with a different payload.",
+    413: "The request body is larger than the server's limit (`E_PAYLOAD_TOO_LARGE`); "
+    "docs/api/HTTP.md states the default.",
     415: "The body's `Content-Type` is neither `application/x-protobuf` nor `application/json`.",
-    422: "A field marked REQUIRED is missing.",
+    422: 'A field marked REQUIRED is missing, or has its default value ("", 0, empty) '
+    "where it has no presence.",
     500: "An unexpected server error; the body never contains a traceback.",
     503: "A backend or peer service is unavailable; retry after the suggested delay.",
 }
@@ -53,6 +62,8 @@ class OperationTraits:
     has_path_parameters: bool
     has_body: bool
     has_required_fields: bool
+    # Statuses of the error codes the rpc's documentation names.
+    named_statuses: frozenset[int] = field(default_factory=frozenset)
 
 
 def statuses(traits: OperationTraits) -> list[int]:
@@ -64,10 +75,12 @@ def statuses(traits: OperationTraits) -> list[int]:
         found.append(404)
     found.append(406)
     if traits.has_body:
-        found.append(415)
+        found += [413, 415]
     if traits.has_required_fields:
         found.append(422)
-    return [*found, 500, 503]
+    found += [500, 503]
+    found += [s for s in traits.named_statuses if s in REASONS and s not in found]
+    return sorted(found)
 
 
 def response_name(status: int | str) -> str:
@@ -99,7 +112,13 @@ class ErrorResponses:
                 f"openapi: the error body {ERROR_DETAIL} is not in the schemas"
             ) from None
         self.codes = catalogue(schema)
+        self.status_of = {code: status for status, codes in self.codes.items() for code in codes}
         self.content = content
+
+    def statuses_named_in(self, texts: Iterable[str]) -> frozenset[int]:
+        """The statuses of the catalogue's codes that `texts` name (`E_DUPLICATE` -> 409)."""
+        named = {code for text in texts for code in _CODE.findall(text)}
+        return frozenset(self.status_of[code] for code in named if code in self.status_of)
 
     def reference(self, status: int | str) -> JsonObject:
         return {"$ref": f"#/components/responses/{response_name(status)}"}
@@ -119,6 +138,9 @@ class ErrorResponses:
             response["headers"] = {"Retry-After": dict(RETRY_AFTER)}
         response["content"] = copy.deepcopy(self.content)
         return response
+
+
+_CODE = re.compile(r"\bE_[A-Z0-9_]+\b")
 
 
 def _codes(codes: list[str]) -> str:

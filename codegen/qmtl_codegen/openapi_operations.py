@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from google.protobuf import descriptor
 
 from qmtl_codegen import options
+from qmtl_codegen.decimal_range import INT64_MAX, INT64_MIN, UINT64_MAX
 from qmtl_codegen.descriptors import Schema, first_sentence
 from qmtl_codegen.jsonmapping import (
     WELL_KNOWN,
@@ -25,6 +26,7 @@ from qmtl_codegen.jsonmapping import (
     is_inlined,
     is_map,
     json_name,
+    not_default,
     scalar,
     wrapped_value,
 )
@@ -157,12 +159,19 @@ class OperationBuilder:
             has_path_parameters=bool(op.binding.path_parameters),
             has_body=bool(op.binding.body),
             has_required_fields=_has_required(self.mapping, request, set()),
+            named_statuses=self.errors.statuses_named_in(self._error_texts(op)),
         )
         errors: list[int | str] = [*statuses(traits), DEFAULT]
         responses: JsonObject = {"200": self.success(op)}
         responses.update({str(s): self.errors.reference(s) for s in errors})
         result["responses"] = responses
         return result, errors
+
+    def _error_texts(self, op: Operation) -> list[str]:
+        """Where an rpc names the error codes it answers: its comment and its request fields'."""
+        request = op.method.input_type
+        fields = [self.schema.comment(f.full_name) for f in request.fields]
+        return [self.schema.comment(op.method.full_name), *fields]
 
     def success(self, op: Operation) -> JsonObject:
         response = op.method.output_type
@@ -199,6 +208,10 @@ class OperationBuilder:
             if name in request.fields_by_name
         }
         schema = self.mapping.message(request)
+        for name in in_path:
+            # Left out or empty, the field takes the path's value: no emptiness constraint.
+            for keyword in ("minLength", "minItems", "minProperties", "const", "not"):
+                schema["properties"][name].pop(keyword, None)
         required = [name for name in schema.get("required", []) if name not in in_path]
         if required == schema.get("required", []):
             return {"$ref": self.mapping.ref(request.full_name)}
@@ -229,7 +242,8 @@ class OperationBuilder:
             parameter: JsonObject = {"name": variable.field, "in": "path", "required": True}
             if text.strip():
                 parameter["description"] = text.strip()
-            parameter["schema"] = _parameter_schema(self.mapping, fld)
+            # A path segment is never empty: the route would not match.
+            parameter["schema"] = {**_parameter_schema(self.mapping, fld), **_non_empty(fld)}
             found.append(parameter)
         return found
 
@@ -277,19 +291,43 @@ class OperationBuilder:
         if fld.GetOptions().deprecated:
             parameter["deprecated"] = True
         value = _parameter_schema(self.mapping, fld)
+        if required and not fld.has_presence and not fld.is_repeated:
+            value.update(not_default(fld))
         if fld.is_repeated:
             # `?tags=a&tags=b`: form style with explode repeats the parameter per element.
             parameter.update(style="form", explode=True)
             value = {"type": "array", "items": value}
+            if required:
+                value.update(not_default(fld))
         parameter["schema"] = value
         return parameter
+
+
+# A parameter is text either way, so 64-bit integers are plain integers with their range here
+# (the routers parse decimal digits and refuse a value out of range with 400).
+_INTEGER_PARAMETERS: dict[int, JsonObject] = {
+    kind: {"type": "integer", "format": fmt, "minimum": low, "maximum": high}
+    for kinds, fmt, low, high in (
+        ((FD.TYPE_INT64, FD.TYPE_SINT64, FD.TYPE_SFIXED64), "int64", INT64_MIN, INT64_MAX),
+        ((FD.TYPE_UINT64, FD.TYPE_FIXED64), "uint64", 0, UINT64_MAX),
+    )
+    for kind in kinds
+}
 
 
 def _parameter_schema(mapping: JsonMapping, fld: descriptor.FieldDescriptor) -> JsonObject:
     # A wrapper's parameter is its wrapped value; leaving the parameter out is the null.
     if fld.message_type is not None and fld.message_type.full_name in WRAPPERS:
-        return scalar(wrapped_value(fld.message_type))
-    return mapping.value(fld)
+        fld = wrapped_value(fld.message_type)
+    elif fld.message_type is not None or fld.enum_type is not None:
+        return mapping.value(fld)
+    if fld.type in _INTEGER_PARAMETERS:
+        return dict(_INTEGER_PARAMETERS[fld.type])
+    return scalar(fld)
+
+
+def _non_empty(fld: descriptor.FieldDescriptor) -> JsonObject:
+    return {"minLength": 1} if fld.type in (FD.TYPE_STRING, FD.TYPE_BYTES) else {}
 
 
 def _field_at(

@@ -22,6 +22,7 @@ HTTP_RULE = "google.api.http"
 FIELD_BEHAVIOR = "google.api.field_behavior"
 ACCESS_RULE = "qmtl.api.v1.access"
 ERROR_INFO = "qmtl.api.v1.error_info"
+INTERNAL_ONLY = "qmtl.api.v1.internal_only"
 
 ACCESS_UNSPECIFIED = "ACCESS_UNSPECIFIED"
 ACCESS_PUBLIC_READ = "ACCESS_PUBLIC_READ"
@@ -234,6 +235,11 @@ def field_behaviors(
         return ()
     numbers = extension_value(pool, field, FIELD_BEHAVIOR)
     return tuple(_value_name(extension.enum_type, number) for number in numbers)
+
+
+def internal_only(pool: descriptor_pool.DescriptorPool, field: descriptor.FieldDescriptor) -> bool:
+    """Whether the field carries `[(qmtl.api.v1.internal_only) = true]` (visibility.proto)."""
+    return bool(extension_value(pool, field, INTERNAL_ONLY))
 
 
 def _enum_name(msg: Any, field_name: str) -> str:

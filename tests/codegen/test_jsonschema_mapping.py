@@ -16,6 +16,7 @@ from google.protobuf.compiler import plugin_pb2
 from grpc_tools import protoc
 from jsonschema import Draft202012Validator
 
+from qmtl_codegen.decimal_range import INT64_RANGE_PATTERN, UINT64_RANGE_PATTERN
 from qmtl_codegen.descriptors import Schema
 from qmtl_codegen.json_schema import message_schema
 from qmtl_codegen.jsonmapping import DURATION_PATTERN, JsonMapping, named_types
@@ -162,13 +163,17 @@ def test_int64_is_a_decimal_string(schema: Schema) -> None:
     assert interval == {
         "type": "string",
         "format": "int64",
-        "pattern": "^-?[0-9]+$",
+        "pattern": INT64_RANGE_PATTERN,
         "description": "Interval in seconds of the emitting node.",
     }
     assert validates(interval, str(2**63 - 1))
+    assert validates(interval, str(-(2**63)))
     assert validates(interval, "-60")
     assert not validates(interval, 60)
     assert not validates(interval, "1e3")
+    # The range the parsers enforce: one past either end is refused.
+    assert not validates(interval, str(2**63))
+    assert not validates(interval, str(-(2**63) - 1))
 
 
 def test_uint32_is_a_bounded_integer(schema: Schema) -> None:
@@ -277,7 +282,7 @@ def test_a_oneof_allows_none_or_one_member_but_not_two(schema: Schema) -> None:
 def test_wrappers_are_nullable(probe: Schema) -> None:
     count = prop(probe, "probe.v1.Probe", "count")
     assert count["type"] == ["string", "null"]
-    assert count["pattern"] == "^-?[0-9]+$"
+    assert count["pattern"] == INT64_RANGE_PATTERN
     assert validates(count, None)
     assert validates(count, "5")
     assert not validates(count, 5)
@@ -307,7 +312,9 @@ def test_other_well_known_types(probe: Schema) -> None:
     assert all(validates(any_json, v) for v in (None, 1, "s", [1], {"k": None}))
     assert prop(probe, "probe.v1.Probe", "list")["type"] == "array"
     big = prop(probe, "probe.v1.Probe", "big")
-    assert (big["format"], big["pattern"]) == ("uint64", "^[0-9]+$")
+    assert (big["format"], big["pattern"]) == ("uint64", UINT64_RANGE_PATTERN)
+    assert validates(big, str(2**64 - 1))
+    assert not validates(big, str(2**64))
 
 
 def test_map_keys_other_than_strings_have_a_pattern(probe: Schema) -> None:

@@ -118,12 +118,18 @@ def test_internal_documents_hold_exactly_the_internal_rpcs_with_security(
     expected = rpcs(schema, f"qmtl.{area}.v1", options.ACCESS_INTERNAL)
     assert set(found) == set(expected)
     for name, (verb, path, operation) in found.items():
-        assert verb == "post"
+        assert verb in ("get", "post")
         assert "/internal/" in path
         assert operation["security"] == [{"bearerAuth": list(expected[name].scopes)}]
         assert operation["x-qmtl-required-scopes"] == list(expected[name].scopes)
-        assert operation["requestBody"]["required"] is True
-        assert {"401", "403", "415"} <= set(operation["responses"])
+        assert {"401", "403"} <= set(operation["responses"])
+        if verb == "post":
+            assert operation["requestBody"]["required"] is True
+            assert {"413", "415"} <= set(operation["responses"])
+        else:
+            assert "requestBody" not in operation
+            assert not {"413", "415"} & set(operation["responses"])
+    assert {verb for verb, _, _ in found.values()} == {"get", "post"}, "reads and writes"
     scheme = docs[f"{area}.internal.openapi.json"]["components"]["securitySchemes"]["bearerAuth"]
     assert (scheme["type"], scheme["scheme"], scheme["bearerFormat"]) == (
         "http",
@@ -146,7 +152,12 @@ def test_components_hold_exactly_what_is_referenced(docs: dict[str, Document]) -
     for name, document in docs.items():
         text = json.dumps(document)
         refs = {part.split('"', 1)[0] for part in text.split('"$ref": "')[1:]}
-        schemas = {r.removeprefix("#/components/schemas/") for r in refs if "/schemas/" in r}
+        # A proto-name alias refers to its field's property: `<schema>/properties/<field>`.
+        schemas = {
+            r.removeprefix("#/components/schemas/").split("/", 1)[0]
+            for r in refs
+            if "/schemas/" in r
+        }
         responses = {r.removeprefix("#/components/responses/") for r in refs if "/responses/" in r}
         assert schemas == set(document["components"]["schemas"]), name
         assert responses == set(document["components"].get("responses", {})), name
@@ -168,7 +179,12 @@ def test_get_queues_by_tag(docs: dict[str, Document]) -> None:
     )
     assert tags["schema"] == {"type": "array", "items": {"type": "string"}}
     assert (interval["name"], interval["required"]) == ("interval", True)
-    assert interval["schema"] == {"type": "string", "format": "int64", "pattern": "^-?[0-9]+$"}
+    assert interval["schema"] == {
+        "type": "integer",
+        "format": "int64",
+        "minimum": -(2**63),
+        "maximum": 2**63 - 1,
+    }
     assert match_mode["name"] == "matchMode"
     assert match_mode["schema"] == {"$ref": "#/components/schemas/qmtl.common.v1.MatchMode"}
     responses = operation["responses"]
@@ -241,7 +257,9 @@ def test_error_responses_are_error_details(docs: dict[str, Document]) -> None:
         }, name
         assert "application/x-protobuf" in content
     assert "`E_MALFORMED_BODY`" in responses["BadRequest"]["description"]
-    assert "409 `E_DUPLICATE`" in responses["Error"]["description"]
+    assert "`E_DUPLICATE`" in responses["Conflict"]["description"]
+    assert "`E_PAYLOAD_TOO_LARGE`" in responses["RequestEntityTooLarge"]["description"]
+    assert "412 `E_CONTRACT_VERSION`" in responses["Error"]["description"]
     assert "Retry-After" in responses["ServiceUnavailable"]["headers"]
 
 

@@ -72,11 +72,12 @@ class TestEnqueue:
     async def test_a_duplicate_key_within_the_window_returns_the_first_job_and_changes_nothing(
         self, queue_under_test: QueueUnderTest
     ) -> None:
+        # The same item again; another item under the key is a conflict (test_workqueue_limits).
         q, clock = queue_under_test.queue, queue_under_test.clock
         first = await q.enqueue(make_item(b"first"), "key-1")
         clock.advance(CONTRACT_SETTINGS.idempotency_window - 1)
 
-        again = await q.enqueue(make_item(b"second"), "key-1")
+        again = await q.enqueue(make_item(b"first"), "key-1")
 
         assert (again.job_id, again.created) == (first.job_id, False)
         job = await q.get(first.job_id)

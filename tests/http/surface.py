@@ -21,7 +21,7 @@ from urllib.parse import quote
 from google.api import annotations_pb2, field_behavior_pb2, http_pb2
 from google.protobuf import descriptor, json_format, message, message_factory
 
-from qmtl.api.v1 import access_pb2
+from qmtl.api.v1 import access_pb2, visibility_pb2
 from qmtl.runtime.auth import HmacTokenVerifier, issue_token
 from qmtl_codegen.httpmodel import python_module, snake_case
 from tests.pb2_modules import generated_pb2_modules
@@ -102,6 +102,7 @@ PUBLIC = [op for op in OPERATIONS if op.public]
 INTERNAL = [op for op in OPERATIONS if not op.public]
 AUTHENTICATED = [op for op in OPERATIONS if not op.anonymous]
 ANONYMOUS = [op for op in OPERATIONS if op.anonymous]
+WITH_BODY = [op for op in OPERATIONS if op.body]
 SERVICES = sorted({op.service.full_name: op.service for op in OPERATIONS}.values(), key=str)
 
 
@@ -150,6 +151,44 @@ def request_fixture(op: Op) -> message.Message:
 
 def response_fixture(op: Op) -> message.Message:
     return op.response_class.FromString(fixture_bytes(op.method.output_type.full_name))
+
+
+def clear_internal_only(msg: message.Message) -> bool:
+    """Clears every `(qmtl.api.v1.internal_only)` field of `msg`, at any depth; whether any was.
+
+    Written from the descriptors, apart from the generated tables, as the public routes'
+    expected view of a reply.
+    """
+    cleared = False
+    for field, value in msg.ListFields():
+        if field.GetOptions().Extensions[visibility_pb2.internal_only]:
+            msg.ClearField(field.name)
+            cleared = True
+        elif field.message_type is not None:
+            entry = field.message_type
+            if entry.GetOptions().map_entry:
+                holds_messages = entry.fields_by_name["value"].message_type is not None
+                items = list(value.values()) if holds_messages else []
+            else:
+                items = list(value) if field.is_repeated else [value]
+            cleared = any([clear_internal_only(item) for item in items]) or cleared
+    return cleared
+
+
+def served_response(op: Op) -> message.Message:
+    """The response fixture as the op's listener sends it: the public view on public routes."""
+    served = response_fixture(op)
+    if op.public:
+        clear_internal_only(served)
+    return served
+
+
+def served_json(op: Op) -> dict[str, Any]:
+    """The JSON of served_response: the fixture's .json twin when nothing was cleared."""
+    served = served_response(op)
+    if served == response_fixture(op):
+        return fixture_json(op.method.output_type.full_name)
+    return json_format.MessageToDict(served)
 
 
 def token(*scopes: str) -> str:

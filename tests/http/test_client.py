@@ -23,7 +23,7 @@ from tests.http.surface import (
     client_module,
     ids,
     request_fixture,
-    response_fixture,
+    served_response,
     token,
 )
 
@@ -52,7 +52,7 @@ async def test_async_client_round_trips_every_rpc(
 
     answer = await getattr(client, op.python_name)(request_fixture(op))
 
-    assert answer == response_fixture(op)
+    assert answer == served_response(op)
     assert [call.request for call in apps.handler.calls] == [request_fixture(op)]
 
 
@@ -185,7 +185,7 @@ def test_sync_client_round_trips_every_rpc(
     with sync_client(op, public, internal, token=all_scopes(), encoding=encoding) as client:
         answer = getattr(client, op.python_name)(request_fixture(op))
 
-    assert answer == response_fixture(op)
+    assert answer == served_response(op)
     assert [call.request for call in apps.handler.calls] == [request_fixture(op)]
 
 
@@ -254,4 +254,4 @@ async def uvicorn_async_client(
 async def test_async_client_over_uvicorn_in_json(op: Op, uvicorn_async_client: Any) -> None:
     answer = await getattr(uvicorn_async_client, op.python_name)(request_fixture(op))
 
-    assert answer == response_fixture(op)
+    assert answer == served_response(op)

@@ -24,14 +24,15 @@ from tests.http.surface import (
     INTERNAL,
     OPERATIONS,
     PUBLIC,
+    WITH_BODY,
     Op,
     auth_headers,
-    fixture_json,
     ids,
     query_params,
     request_fixture,
     required_fields,
-    response_fixture,
+    served_json,
+    served_response,
     token,
     url_path,
 )
@@ -98,7 +99,7 @@ async def test_route_answers_in_protobuf_with_the_request_it_was_sent(
 
     assert response.status_code == 200, response.text
     assert response.headers["content-type"] == PROTOBUF
-    assert op.response_class.FromString(response.content) == response_fixture(op)
+    assert op.response_class.FromString(response.content) == served_response(op)
     [call] = apps.handler.calls
     assert (call.rpc, call.request) == (op.python_name, request_fixture(op))
 
@@ -111,7 +112,7 @@ async def test_route_answers_in_json_when_json_is_accepted(
 
     assert response.status_code == 200, response.text
     assert response.headers["content-type"] == JSON
-    assert response.json() == fixture_json(op.method.output_type.full_name)
+    assert response.json() == served_json(op)
     [call] = apps.handler.calls
     assert call.request == request_fixture(op)
 
@@ -269,7 +270,7 @@ async def test_unacceptable_accept_is_406_with_a_json_error(
     assert apps.handler.calls == []
 
 
-@pytest.mark.parametrize("op", INTERNAL, ids=ids)
+@pytest.mark.parametrize("op", WITH_BODY, ids=ids)
 async def test_body_in_another_media_type_is_415(
     op: Op, apps: ServiceApps, client: httpx.AsyncClient
 ) -> None:
@@ -281,7 +282,7 @@ async def test_body_in_another_media_type_is_415(
     assert apps.handler.calls == []
 
 
-@pytest.mark.parametrize("op", INTERNAL, ids=ids)
+@pytest.mark.parametrize("op", WITH_BODY, ids=ids)
 @pytest.mark.parametrize(
     ("encoding", "body"),
     [(PROTOBUF, b"\xff\xff\xff\xff"), (JSON, b"{not json"), (JSON, b'{"noSuchField": 1}')],
@@ -295,7 +296,7 @@ async def test_body_that_does_not_decode_is_400(
     assert apps.handler.calls == []
 
 
-@pytest.mark.parametrize("op", [op for op in INTERNAL if op.path_fields], ids=ids)
+@pytest.mark.parametrize("op", [op for op in WITH_BODY if op.path_fields], ids=ids)
 async def test_body_disagreeing_with_the_path_is_400(op: Op, client: httpx.AsyncClient) -> None:
     request = request_fixture(op)
     for dotted in op.path_fields:
@@ -472,7 +473,7 @@ async def test_handler_reply_sets_another_success_status_and_headers(
 
     assert response.status_code == 202
     assert response.headers["location"] == f"/somewhere/{op.python_name}"
-    assert response.json() == fixture_json(op.method.output_type.full_name)
+    assert response.json() == served_json(op)
 
 
 @pytest.mark.parametrize("op", OPERATIONS, ids=ids)

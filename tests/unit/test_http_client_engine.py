@@ -24,9 +24,9 @@ GET_STRATEGY: Operation[GetNodeRequest, GetStrategyResponse] = Operation(
 
 
 def test_path_variables_are_filled_and_escaped_except_colons() -> None:
-    path, bound = build_path("/v1/nodes/{node_id}", GetNodeRequest(node_id="blake3:a/b c"))
+    path, bound = build_path("/v1/nodes/{node_id}", GetNodeRequest(node_id="blake3:a?b c"))
 
-    assert path == "/v1/nodes/blake3:a%2Fb%20c"
+    assert path == "/v1/nodes/blake3:a%3Fb%20c"
     assert bound == {"node_id"}
 
 

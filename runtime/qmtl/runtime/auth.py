@@ -3,13 +3,12 @@
 The default token (docs/api/HTTP.md) is `base64url(ServiceToken bytes) "." base64url(MAC)` with
 MAC = HMAC-SHA256(secret, ServiceToken bytes). The MAC covers the exact bytes the token carries,
 so verification never re-serializes the claims. `key_id` inside the claims picks the secret,
-which lets keys rotate: a verifier may know several at once.
+which lets keys rotate: a verifier may know several at once. The verification rules, limits and
+defaults are in docs/operations/auth.md.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import functools
 import hashlib
 import hmac
@@ -21,7 +20,22 @@ from typing import Protocol
 from google.protobuf import message, timestamp_pb2
 
 from qmtl.api.v1 import service_token_pb2
+from qmtl.runtime.auth_wire import (
+    b64decode,
+    b64encode,
+    datetime_nanos,
+    not_a_token,
+    timedelta_nanos,
+    timestamp_nanos,
+)
 from qmtl.runtime.errors import QmtlError
+
+# How far a token's issued_at may lie ahead of the verifier's clock (the issuer's clock runs fast).
+DEFAULT_CLOCK_SKEW = timedelta(seconds=60)
+# The longest expires_at - issued_at a verifier accepts: a leaked token is useful at most this long.
+DEFAULT_MAX_LIFETIME = timedelta(hours=24)
+# Longer text is refused before any decoding; an HTTP header rarely carries more than 8 KiB.
+MAX_TOKEN_LENGTH = 8192
 
 Clock = Callable[[], datetime]
 
@@ -50,15 +64,6 @@ class TokenVerifier(Protocol):
     async def verify(self, token: str) -> Principal: ...
 
 
-def _b64encode(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _b64decode(text: str) -> bytes:
-    # Padding is optional on the wire (JWT style); restore it, and refuse any other alphabet.
-    return base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
-
-
 def _mac(secret: bytes, claims: bytes) -> bytes:
     return hmac.new(secret, claims, hashlib.sha256).digest()
 
@@ -72,7 +77,10 @@ def issue_token(
     key_id: str = "",
     clock: Clock = utc_now,
 ) -> str:
-    """A signed service token for `subject` with `scopes`, valid for `ttl` from `clock()`."""
+    """A signed service token for `subject` with `scopes`, valid for `ttl` from `clock()`.
+
+    A verifier refuses a `ttl` above its `max_lifetime` (DEFAULT_MAX_LIFETIME unless configured).
+    """
     now = clock()
     issued_at, expires_at = timestamp_pb2.Timestamp(), timestamp_pb2.Timestamp()
     issued_at.FromDatetime(now)
@@ -84,58 +92,88 @@ def issue_token(
         expires_at=expires_at,
         key_id=key_id,
     ).SerializeToString(deterministic=True)
-    return f"{_b64encode(claims)}.{_b64encode(_mac(secret, claims))}"
+    return f"{b64encode(claims)}.{b64encode(_mac(secret, claims))}"
 
 
 @dataclass(frozen=True, slots=True)
 class _Verified:
     principal: Principal
-    expires_at: datetime
+    issued_at_ns: int
+    expires_at_ns: int
 
 
 class HmacTokenVerifier:
-    """The default verifier: checks the HMAC-SHA256 under the claims' key and `expires_at`.
+    """The default verifier: checks the HMAC-SHA256 under the claims' key, then the times.
 
-    `keys` maps key_id to secret (a single secret is key_id ""). A token without `expires_at`
-    is refused: a service token that never expires cannot be revoked by waiting.
+    `keys` maps key_id to secret (a single secret is key_id ""). A token must carry both
+    `issued_at` and `expires_at`: one that never expires cannot be revoked by waiting, and
+    without an issue time its lifetime is unknown. It is refused when issued more than
+    `clock_skew` ahead of `clock()`, when it lives longer than `max_lifetime`, and from
+    `expires_at` on. Every refusal is E_UNAUTHENTICATED (401).
     """
 
-    def __init__(self, keys: bytes | Mapping[str, bytes], *, clock: Clock = utc_now) -> None:
+    def __init__(
+        self,
+        keys: bytes | Mapping[str, bytes],
+        *,
+        clock: Clock = utc_now,
+        clock_skew: timedelta = DEFAULT_CLOCK_SKEW,
+        max_lifetime: timedelta = DEFAULT_MAX_LIFETIME,
+    ) -> None:
         self._keys = {"": keys} if isinstance(keys, bytes) else dict(keys)
         if not self._keys or not all(self._keys.values()):
             raise ValueError("HmacTokenVerifier needs at least one non-empty secret")
+        if clock_skew < timedelta(0):
+            raise ValueError("HmacTokenVerifier clock_skew must not be negative")
+        if max_lifetime <= timedelta(0):
+            raise ValueError("HmacTokenVerifier max_lifetime must be positive")
         self._clock = clock
-        # Signature checks are pure functions of the token, so a repeat caller's token is
-        # checked once; expiry depends on the clock and is checked on every call.
+        self._skew_ns = timedelta_nanos(clock_skew)
+        self._max_lifetime_ns = timedelta_nanos(max_lifetime)
+        # Signature and lifetime checks are pure functions of the token, so a repeat caller's
+        # token is checked once; the issue time and expiry depend on the clock, checked per call.
         self._check = functools.lru_cache(maxsize=1024)(self._check_signature)
 
     async def verify(self, token: str) -> Principal:
         verified = self._check(token)
-        if self._clock() >= verified.expires_at:
+        now_ns = datetime_nanos(self._clock())
+        if verified.issued_at_ns - now_ns > self._skew_ns:
+            raise QmtlError.unauthenticated("service token is issued in the future")
+        if now_ns >= verified.expires_at_ns:
             raise QmtlError.unauthenticated("service token has expired")
         return verified.principal
 
     def _check_signature(self, token: str) -> _Verified:
+        if len(token) > MAX_TOKEN_LENGTH:
+            raise not_a_token()
         claims_text, dot, mac_text = token.partition(".")
-        if not dot or not claims_text or not mac_text:
-            raise QmtlError.unauthenticated("bearer token is not a service token")
+        if not dot:
+            raise not_a_token()
+        claims, mac = b64decode(claims_text), b64decode(mac_text)
         try:
-            claims = _b64decode(claims_text)
-            mac = _b64decode(mac_text)
             parsed = service_token_pb2.ServiceToken.FromString(claims)
-        except (binascii.Error, ValueError, message.DecodeError):
-            raise QmtlError.unauthenticated("bearer token is not a service token") from None
+        except message.DecodeError:
+            raise not_a_token() from None
         secret = self._keys.get(parsed.key_id)
         if secret is None:
             raise QmtlError.unauthenticated("service token is signed with an unknown key")
         if not hmac.compare_digest(mac, _mac(secret, claims)):
             raise QmtlError.unauthenticated("service token signature does not match")
-        if not parsed.HasField("expires_at"):
+        return _Verified(Principal(parsed.subject, frozenset(parsed.scopes)), *self._times(parsed))
+
+    def _times(self, claims: service_token_pb2.ServiceToken) -> tuple[int, int]:
+        """(issued_at, expires_at) in nanoseconds, once both are present and consistent."""
+        if not claims.HasField("expires_at"):
             raise QmtlError.unauthenticated("service token has no expiry")
-        return _Verified(
-            Principal(parsed.subject, frozenset(parsed.scopes)),
-            parsed.expires_at.ToDatetime(tzinfo=UTC),
-        )
+        if not claims.HasField("issued_at"):
+            raise QmtlError.unauthenticated("service token has no issue time")
+        issued_ns = timestamp_nanos(claims.issued_at, "issued_at")
+        expires_ns = timestamp_nanos(claims.expires_at, "expires_at")
+        if expires_ns <= issued_ns:
+            raise QmtlError.unauthenticated("service token expires before it is issued")
+        if expires_ns - issued_ns > self._max_lifetime_ns:
+            raise QmtlError.unauthenticated("service token lifetime exceeds the maximum")
+        return issued_ns, expires_ns
 
 
 def bearer_token(authorization: str | None) -> str | None:

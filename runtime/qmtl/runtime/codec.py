@@ -11,10 +11,11 @@ from __future__ import annotations
 import enum
 import functools
 import json
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from google.protobuf import json_format, message
 
+from qmtl.runtime import json_shape
 from qmtl.runtime.errors import ErrorCode, QmtlError
 
 M = TypeVar("M", bound=message.Message)
@@ -156,10 +157,41 @@ def decode(cls: type[M], data: bytes, encoding: Encoding, *, ignore_unknown: boo
         if encoding is Encoding.PROTOBUF:
             msg.ParseFromString(data)
         else:
-            json_format.Parse(data.decode("utf-8"), msg, ignore_unknown_fields=ignore_unknown)
+            _parse_json(data, msg, ignore_unknown)
     except (message.DecodeError, json_format.ParseError, UnicodeDecodeError, RecursionError) as exc:
         name = cls.DESCRIPTOR.full_name
         raise QmtlError.malformed_body(
             f"body is not a valid {encoding.media_type} {name}: {exc}"
         ) from None
     return msg
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # As json_format.Parse does: a repeated key is an error, not "the last one wins".
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise json_format.ParseError(f"duplicate key {key!r}")
+        result[key] = value
+    return result
+
+
+def _parse_json(data: bytes, msg: message.Message, ignore_unknown: bool) -> None:
+    """json_format.Parse, plus json_shape's check that every message was a JSON object.
+
+    Parse is split in two here only to keep the loaded JSON for that check.
+    """
+    text = data.decode("utf-8")  # UnicodeDecodeError: a malformed body, said by the caller
+    try:
+        loaded = json.loads(text, object_pairs_hook=_unique_keys)
+    except ValueError as exc:  # JSONDecodeError; a duplicate key's ParseError passes through
+        raise json_format.ParseError(f"not JSON: {exc}") from None
+    try:
+        json_format.ParseDict(loaded, msg, ignore_unknown_fields=ignore_unknown)
+    except json_format.ParseError:
+        raise
+    except Exception as exc:
+        # As json_format.Parse does: ParseDict lets TypeError and the like out for values of
+        # the wrong kind, and each means a malformed body.
+        raise json_format.ParseError(f"{type(exc).__name__}: {exc}") from None
+    json_shape.check(loaded, msg.DESCRIPTOR)

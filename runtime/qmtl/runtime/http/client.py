@@ -70,11 +70,47 @@ def _format_value(field: descriptor.FieldDescriptor, value: Any) -> str:
     return str(value)
 
 
+class PathValueError(QmtlClientError, ValueError):
+    """A field bound to the path holds a value no request can carry; raised before sending.
+
+    Empty values, `/` in a single-segment (`*`) variable, and `.` or `..` as a segment: the
+    server refuses each with 400 E_INVALID_ARGUMENT, so the client does not send them (and
+    an older server, which would route `a/status` to another operation, never sees them).
+    Status 0, code E_INVALID_ARGUMENT, `details.parameter` names the field as the server
+    would (its JSON name, dotted when nested).
+    """
+
+    def __init__(self, parameter: str, field: str, reason: str) -> None:
+        error = QmtlError(
+            ErrorCode.ERROR_CODE_INVALID_ARGUMENT,
+            f"path parameter {parameter!r} (field {field}) {reason}",
+            details={"parameter": parameter},
+        )
+        super().__init__(error.to_proto(), 0)
+
+
+_DOT_SEGMENTS = frozenset({".", ".."})
+
+
+def _check_path_value(request: message.Message, dotted: str, text: str, spans: bool) -> None:
+    if not text:
+        reason = "is bound to the path and must not be empty"
+    elif not spans and "/" in text:
+        reason = f"must not contain '/' (got {text!r})"
+    elif "." in text and _DOT_SEGMENTS.intersection(text.split("/")):
+        reason = f"must not be a dot segment ('.' or '..', got {text!r})"
+    else:
+        return
+    parameter = ".".join(_json_path(request.DESCRIPTOR, dotted))
+    raise PathValueError(parameter, dotted, reason)
+
+
 def build_path(template: str, request: message.Message) -> tuple[str, set[str]]:
     """The path with each `{field}` replaced by the request's value, and the fields bound.
 
     Values are percent-encoded except `:` (node ids read `blake3:<hex>`) and, for `**`
-    variables, `/`. An empty value is refused here: the server could only answer 404.
+    variables, `/`. PathValueError, before anything is sent, for a value the server would
+    refuse: empty, `/` in a `*` variable, or a `.`/`..` segment (docs/operations/http.md).
     """
     bound: set[str] = set()
 
@@ -83,8 +119,7 @@ def build_path(template: str, request: message.Message) -> tuple[str, set[str]]:
         holder, name = _field_path(request, dotted)
         field = holder.DESCRIPTOR.fields_by_name[name]
         text = _format_value(field, getattr(holder, name))
-        if not text:
-            raise ValueError(f"{dotted} is bound to the path {template} and must not be empty")
+        _check_path_value(request, dotted, text, spans=pattern == "**")
         bound.add(dotted)
         return quote(text, safe=":/" if pattern == "**" else ":")
 

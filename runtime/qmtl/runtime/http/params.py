@@ -372,18 +372,29 @@ def _unescape(raw: bytes) -> str:
     return unquote_to_bytes(raw.replace(b"+", b" ")).decode()
 
 
+_DOT_SEGMENTS = frozenset({".", ".."})
+
+
 def parse_path_into(
     target: message.Message, params: Sequence[Param], values: Mapping[str, Any], *, body: bool
 ) -> None:
     """Stores the path parameters (keyed by `"__".join(param.path)`) in `target`.
 
     With `body`, `target` was decoded from the request body: a field the body also sets must
-    agree with the path (400 otherwise).
+    agree with the path (400 otherwise). A value that is, or for a `**` parameter holds, a
+    dot segment (`.` or `..`, however it was encoded) is a 400: proxies and clients resolve
+    those against the path, so such an id could never be addressed reliably.
     """
     for param in params:
         key = "__".join(param.path)
         raw = str(values[key])
         name = param.names[0]
+        if "." in raw and _DOT_SEGMENTS.intersection(raw.split("/")):
+            raise QmtlError(
+                ErrorCode.ERROR_CODE_INVALID_ARGUMENT,
+                f"path parameter {name!r}: {raw!r} is a dot segment ('.' or '..')",
+                details={"parameter": name},
+            )
         try:
             value = param.parse(raw)
         except InvalidValue as exc:

@@ -32,6 +32,12 @@ from starlette.types import Receive, Scope, Send
 
 from qmtl.runtime import codec
 from qmtl.runtime.errors import ErrorCode, QmtlError, known_codes
+from qmtl.runtime.http.limits import (
+    DEFAULT_MAX_BODY_BYTES,
+    declared_too_large,
+    limit_body,
+    resolve_max_body_bytes,
+)
 from qmtl.runtime.http.params import (
     Param,
     QueryParams,
@@ -39,6 +45,7 @@ from qmtl.runtime.http.params import (
     check_required,
     parse_path_into,
 )
+from qmtl.runtime.http.segments import encoded_slash_error
 
 M = TypeVar("M", bound=message.Message)
 
@@ -260,6 +267,11 @@ class QmtlApp(FastAPI):
 
     The short path is not taken once the app has user middleware (it must see every request)
     or a root path, and never for FastAPI path operations (APIRoute), which rely on the stack.
+
+    Before either path, every HTTP request passes two edge checks (docs/operations/http.md):
+    the body limit (limits.py: a declared Content-Length over it is a 413 at once, a streamed
+    body is counted as it is read) and the raw path (segments.py: an encoded `/` never lets
+    a parameter span segments).
     """
 
     _fast_static: dict[str, Route]
@@ -298,13 +310,34 @@ class QmtlApp(FastAPI):
                 return None  # 405 and its error body come from the regular stack
         return None
 
+    # The body limit in bytes (docs/operations/http.md); create_app sets it.
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            # Both checks come before routing, so they hold on the short path and the
+            # regular stack alike.
+            refused = declared_too_large(scope, self.max_body_bytes) or encoded_slash_error(
+                scope, self.router.routes
+            )
+            if refused is not None:
+                response = error_response(refused, request_headers(scope).accept)
+                await response(scope, receive, send)
+                return
+            receive = limit_body(scope, receive, self.max_body_bytes)
         route = self._short_route(scope)
         if route is None:
             await super().__call__(scope, receive, send)
             return
         scope["app"] = self
-        await route.app(scope, receive, send)
+        try:
+            await route.app(scope, receive, send)
+        except QmtlError as exc:
+            # Generated endpoints answer the body limit's 413 themselves; a plain route that
+            # lets it out gets the same answer rather than a dropped connection.
+            if exc.code != ErrorCode.ERROR_CODE_PAYLOAD_TOO_LARGE:
+                raise
+            await error_response(exc, request_headers(scope).accept)(scope, receive, send)
 
 
 def create_app(
@@ -313,13 +346,17 @@ def create_app(
     openapi: bytes | None,
     title: str,
     telemetry: TelemetryConfig | None = None,
-) -> FastAPI:
+    max_body_bytes: int | None = None,
+) -> QmtlApp:
     """A FastAPI app serving `routes` and, if given, the OpenAPI document at /openapi.json.
 
     FastAPI's own OpenAPI and docs pages are off: the contract is the generated document.
     Unknown paths are 404 and other methods on a known path 405, both with an ErrorDetail
     body; no trailing-slash redirects, so a path either is in the contract or is a 404.
+    Request bodies over `max_body_bytes` (default: QMTL_HTTP_MAX_BODY_BYTES, else 16 MiB)
+    are refused with 413; HttpConfigError if the limit is not a positive whole number.
     """
+    limit = resolve_max_body_bytes(max_body_bytes)
     app = QmtlApp(
         telemetry=TELEMETRY_OFF if telemetry is None else telemetry,
         title=title,
@@ -333,6 +370,7 @@ def create_app(
         app.router.routes.append(_document_route(openapi))
     app.router.routes.extend(routes)
     app.freeze_routes()
+    app.max_body_bytes = limit
     return app
 
 
@@ -342,13 +380,20 @@ def create_public_app(
     openapi: bytes | None,
     title: str = "QMTL public API",
     telemetry: TelemetryConfig | None = None,
-) -> FastAPI:
+    max_body_bytes: int | None = None,
+) -> QmtlApp:
     """The public listener's app: GET routes only (HEAD follows GET)."""
     for route in routes:
         methods = getattr(route, "methods", None) or set()
         if not set(methods) <= {"GET", "HEAD"}:
             raise ValueError(f"public routes are GET only, got {sorted(methods)} on {route}")
-    return create_app(routes, openapi=openapi, title=title, telemetry=telemetry)
+    return create_app(
+        routes,
+        openapi=openapi,
+        title=title,
+        telemetry=telemetry,
+        max_body_bytes=max_body_bytes,
+    )
 
 
 def create_internal_app(
@@ -357,6 +402,13 @@ def create_internal_app(
     openapi: bytes | None,
     title: str = "QMTL internal API",
     telemetry: TelemetryConfig | None = None,
-) -> FastAPI:
+    max_body_bytes: int | None = None,
+) -> QmtlApp:
     """The internal listener's app: writes and admin operations, never on the public port."""
-    return create_app(routes, openapi=openapi, title=title, telemetry=telemetry)
+    return create_app(
+        routes,
+        openapi=openapi,
+        title=title,
+        telemetry=telemetry,
+        max_body_bytes=max_body_bytes,
+    )

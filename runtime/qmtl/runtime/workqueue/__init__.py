@@ -6,7 +6,10 @@ Start with `open_work_queue(profile, ...)` and `run_worker(queue, handler, worke
 
 from .durability import PersistenceReport, inspect_persistence, require_durable_redis
 from .errors import (
+    BatchTooLargeError,
     DurabilityError,
+    IdempotencyConflictError,
+    InvalidDurationError,
     InvalidJobError,
     JobFailedError,
     JobNotFoundError,
@@ -16,6 +19,7 @@ from .errors import (
 )
 from .memory_adapter import InMemoryWorkQueue
 from .model import (
+    ALL_DEAD,
     BackoffPolicy,
     Clock,
     CompleteOutcome,
@@ -25,6 +29,8 @@ from .model import (
     QueueSettings,
     QueueStats,
     Reaped,
+    Redriven,
+    RedriveScope,
 )
 from .port import WorkQueue
 from .profile import QueueProfile, open_work_queue
@@ -33,14 +39,18 @@ from .redis_adapter import RedisWorkQueue
 from .worker import Handler, Shutdown, WorkerReport, WorkerSettings, run_worker
 
 __all__ = [
+    "ALL_DEAD",
     "BackoffPolicy",
+    "BatchTooLargeError",
     "Clock",
     "CompleteOutcome",
     "Completion",
     "DurabilityError",
     "EnqueueResult",
     "Handler",
+    "IdempotencyConflictError",
     "InMemoryWorkQueue",
+    "InvalidDurationError",
     "InvalidJobError",
     "JobFailedError",
     "JobNotFoundError",
@@ -53,6 +63,8 @@ __all__ = [
     "QueueUnavailableError",
     "Reaped",
     "RedisWorkQueue",
+    "RedriveScope",
+    "Redriven",
     "Shutdown",
     "WorkQueue",
     "WorkQueueError",

@@ -8,6 +8,7 @@ docs/operations/redis.md explains each rule and what every fsync policy can lose
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 import redis.asyncio as redis
@@ -16,6 +17,8 @@ from redis.exceptions import RedisError, ResponseError
 from .errors import DurabilityError, QueueUnavailableError
 
 ACCEPTED_FSYNC_POLICIES = frozenset({"everysec", "always"})
+CHECK_TIMEOUT = 5.0
+"""Default bound of the start-up check; open_work_queue passes QueueSettings.call_timeout."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,9 +59,16 @@ class PersistenceReport:
         return found
 
 
-async def inspect_persistence(client: redis.Redis) -> PersistenceReport:
+async def inspect_persistence(
+    client: redis.Redis, *, call_timeout: float = CHECK_TIMEOUT
+) -> PersistenceReport:
     try:
-        config = await client.config_get("appendonly", "appendfsync", "save", "maxmemory-policy")
+        async with asyncio.timeout(call_timeout):
+            config = await client.config_get(
+                "appendonly", "appendfsync", "save", "maxmemory-policy"
+            )
+    except TimeoutError as exc:
+        raise QueueUnavailableError(f"Redis did not answer within {call_timeout:g}s") from exc
     except ResponseError as exc:
         # Some managed services rename or block CONFIG; we cannot vouch for what we cannot read.
         raise DurabilityError(
@@ -80,9 +90,11 @@ async def inspect_persistence(client: redis.Redis) -> PersistenceReport:
     )
 
 
-async def require_durable_redis(client: redis.Redis) -> PersistenceReport:
+async def require_durable_redis(
+    client: redis.Redis, *, call_timeout: float = CHECK_TIMEOUT
+) -> PersistenceReport:
     """The report if the server keeps accepted jobs; DurabilityError naming every problem if not."""
-    report = await inspect_persistence(client)
+    report = await inspect_persistence(client, call_timeout=call_timeout)
     problems = report.problems()
     if problems:
         raise DurabilityError(

@@ -1,8 +1,10 @@
 """The work queue's typed errors: one root, each with a stable code and a `retryable` flag.
 
 `retryable` answers one question for the caller: may the same call succeed if repeated
-unchanged after a backoff? A worker uses it to choose between retrying and giving up, and
-`to_error_detail()` turns any of them into the platform's single error body.
+unchanged after a backoff? A worker uses it to choose between retrying and giving up,
+`to_error_detail()` turns any of them into the platform's single error body, and
+`to_qmtl_error()` into the `QmtlError` a service raises to answer with the code's HTTP status
+(E_VALIDATION 422, E_IDEMPOTENCY_CONFLICT 409, ...).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from qmtl.common.v1 import error_pb2
+from qmtl.runtime.errors import ErrorCode, QmtlError, error_info_for_wire
 
 # Codes the queue itself writes into a job's `error`. ErrorDetail.code is an open string set;
 # these are not in qmtl.common.v1.ErrorCode yet.
@@ -17,6 +20,8 @@ LEASE_EXPIRED = "E_LEASE_EXPIRED"
 UNDECODABLE_PAYLOAD = "E_UNDECODABLE_PAYLOAD"
 UNKNOWN_WORK_TYPE = "E_UNKNOWN_WORK_TYPE"
 HANDLER_CRASHED = "E_INTERNAL"
+# In the catalogue (ERROR_CODE_IDEMPOTENCY_CONFLICT, HTTP 409); raised, never stored in a job.
+IDEMPOTENCY_CONFLICT = "E_IDEMPOTENCY_CONFLICT"
 
 
 class WorkQueueError(Exception):
@@ -33,6 +38,13 @@ class WorkQueueError(Exception):
 
     def to_error_detail(self) -> error_pb2.ErrorDetail:
         return error_pb2.ErrorDetail(code=self.code, message=self.message, retryable=self.retryable)
+
+    def to_qmtl_error(self) -> QmtlError:
+        """The error a service answers with; a code outside the catalogue is served as internal,
+        since only catalogue codes have an HTTP status."""
+        info = error_info_for_wire(self.code)
+        code = info.code if info is not None else ErrorCode.ERROR_CODE_INTERNAL
+        return QmtlError(code, self.message, retryable=self.retryable)
 
 
 class QueueUnavailableError(WorkQueueError):
@@ -58,6 +70,59 @@ class InvalidJobError(WorkQueueError):
     """The caller passed something the queue cannot accept (empty key, bad limits)."""
 
     default_code = "E_VALIDATION"
+
+
+class InvalidDurationError(InvalidJobError):
+    """A duration (lease TTL, a QueueSettings window or delay) is not a number of seconds within
+    its documented bounds (docs/operations/redis.md, "Limits"). NaN and infinities never are."""
+
+    def __init__(self, name: str, value: object, minimum: float, maximum: float) -> None:
+        super().__init__(
+            f"{name} must be a number of seconds within [{minimum:g}, {maximum:g}], got {value!r}"
+        )
+        self.name = name
+        self.value = value
+        self.minimum = minimum
+        self.maximum = maximum
+
+
+class BatchTooLargeError(InvalidJobError):
+    """A batched call (enqueue_many, lease_many, complete_many) over the per-call maximum.
+
+    Refused before anything is written; split the batch and call again.
+    """
+
+    def __init__(self, call: str, size: int, limit: int) -> None:
+        super().__init__(f"{call} takes at most {limit} entries per call, got {size}")
+        self.call = call
+        self.size = size
+        self.limit = limit
+
+
+class IdempotencyConflictError(WorkQueueError):
+    """An idempotency key, still within its window, already names a job with a different item.
+
+    Not retryable: the same call would meet the same job. `job_id` is that job, or None when
+    the key's first use is earlier in the same enqueue_many batch (which wrote nothing). `index`
+    is the refused entry's position in the batch (0 for enqueue).
+    """
+
+    default_code = IDEMPOTENCY_CONFLICT
+
+    def __init__(self, idempotency_key: str, job_id: str | None, index: int) -> None:
+        holder = f"job {job_id}" if job_id is not None else "an earlier entry of this batch"
+        super().__init__(
+            f"idempotency key {idempotency_key!r} already names {holder} with a different item"
+        )
+        self.idempotency_key = idempotency_key
+        self.job_id = job_id
+        self.index = index
+
+    def to_qmtl_error(self) -> QmtlError:
+        details = {"idempotency_key": self.idempotency_key}
+        if self.job_id is not None:
+            details["job_id"] = self.job_id
+        return QmtlError(ErrorCode.ERROR_CODE_IDEMPOTENCY_CONFLICT, self.message, details=details)
 
 
 class DurabilityError(WorkQueueError):

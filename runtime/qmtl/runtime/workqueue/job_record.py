@@ -8,15 +8,19 @@ object another caller can mutate, and both adapters meet undecodable bytes the s
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from google.protobuf import timestamp_pb2
 from google.protobuf.message import DecodeError
 
 from qmtl.common.v1 import error_pb2
 from qmtl.work.v1 import work_item_pb2, work_state_pb2
 
 from .errors import UNDECODABLE_PAYLOAD
+from .validation import check_batch, check_idempotency_key, max_attempts_for
 
 READY = work_state_pb2.WORK_STATE_READY
 LEASED = work_state_pb2.WORK_STATE_LEASED
@@ -51,29 +55,75 @@ QUEUE_OWNED_FIELDS: tuple[_QueueOwnedField, ...] = (
 )
 
 
-_QUEUE_OWNED = frozenset(QUEUE_OWNED_FIELDS)
-
-
 class UndecodableItem(Exception):
     """The stored bytes are not a WorkItem; the adapter dead-letters the job."""
 
 
-def stored_item_bytes(
-    item: work_item_pb2.WorkItem, job_id: str, idempotency_key: str, max_attempts: int
-) -> bytes:
-    """The bytes kept for a new job: the caller's item with id, key and attempt limit fixed."""
-    fixed = work_item_pb2.WorkItem(
-        id=job_id, idempotency_key=idempotency_key, max_attempts=max_attempts
-    ).SerializeToString()
-    if not any(field.name in _QUEUE_OWNED for field, _ in item.ListFields()):
+# Overwritten by the queue (id, idempotency_key, max_attempts) or owned by it: cleared from
+# the bytes a job is kept and fingerprinted as, then the queue's own values are appended.
+_REPLACED: tuple[_QueueOwnedField | Literal["id", "idempotency_key", "max_attempts"], ...] = (
+    *QUEUE_OWNED_FIELDS,
+    "id",
+    "idempotency_key",
+    "max_attempts",
+)
+_REPLACED_NAMES = frozenset(_REPLACED)
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedItem:
+    """A WorkItem ready to enqueue: its stored bytes without the job id, and their fingerprint."""
+
+    body: bytes
+    """The caller's item with `_REPLACED` cleared, deterministically serialized, followed by
+    the effective max_attempts (field 7)."""
+    fingerprint: str
+    """SHA-256 of `body`, hex: what an idempotency key remembers to tell a repeat of the
+    same request (equal) from a different request under a reused key (a conflict)."""
+
+    def stored_bytes(self, job_id: str, idempotency_key: str) -> bytes:
         # Concatenated messages parse as one merged message and the later value of a field
-        # wins, so appending `fixed` sets the three fields without copying the item.
-        return item.SerializeToString() + fixed
-    stored = work_item_pb2.WorkItem()
-    stored.CopyFrom(item)
-    for name in QUEUE_OWNED_FIELDS:
-        stored.ClearField(name)
-    return stored.SerializeToString() + fixed
+        # wins, so appending sets the id and key without copying or re-encoding the item.
+        tail = work_item_pb2.WorkItem(id=job_id, idempotency_key=idempotency_key)
+        return self.body + tail.SerializeToString()
+
+
+def prepare_item(item: work_item_pb2.WorkItem, max_attempts: int) -> PreparedItem:
+    """What the queue keeps of `item`. Deterministic serialization (map entries sorted) makes
+    equal items give equal bytes, so the fingerprint compares content, not object identity."""
+    if any(field.name in _REPLACED_NAMES for field, _ in item.ListFields()):
+        cleaned = work_item_pb2.WorkItem()
+        cleaned.CopyFrom(item)
+        for name in _REPLACED:
+            cleaned.ClearField(name)
+        item = cleaned
+    body = (
+        item.SerializeToString(deterministic=True)
+        + work_item_pb2.WorkItem(max_attempts=max_attempts).SerializeToString()
+    )
+    return PreparedItem(body, hashlib.sha256(body).hexdigest())
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One enqueue_many entry, checked and prepared, before any state changes."""
+
+    key: str
+    item: PreparedItem
+    max_attempts: int
+
+
+def prepare_entries(
+    entries: Sequence[tuple[work_item_pb2.WorkItem, str]], default_max_attempts: int
+) -> list[Entry]:
+    """Checks a whole enqueue_many batch first, so a bad entry anywhere refuses all of it."""
+    check_batch("enqueue_many", len(entries))
+    prepared = []
+    for item, key in entries:
+        check_idempotency_key(key)
+        max_attempts = max_attempts_for(item, default_max_attempts)
+        prepared.append(Entry(key, prepare_item(item, max_attempts), max_attempts))
+    return prepared
 
 
 def decode_item(raw: bytes) -> work_item_pb2.WorkItem:
@@ -122,30 +172,49 @@ class JobRecord:
     finished_ms: int | None = None
 
     def to_work_item(self) -> work_item_pb2.WorkItem:
-        """The queue's view of the job. Undecodable stored bytes still yield the queue fields."""
+        """The queue's view of the job. Undecodable stored bytes still yield the queue fields,
+        and out-of-range numbers (left by an older release, or a damaged store) are clamped to
+        what the WorkItem can hold rather than making the job unreadable."""
         try:
             item = decode_item(self.item)
         except UndecodableItem:
             item = work_item_pb2.WorkItem()
         item.id = self.job_id
-        item.max_attempts = self.max_attempts
-        item.state = work_state_pb2.WorkState.ValueType(self.state)
-        item.attempts = self.attempts
-        item.created_at.FromMilliseconds(self.created_ms)
-        item.updated_at.FromMilliseconds(self.updated_ms)
+        item.max_attempts = _int32(self.max_attempts)
+        item.state = work_state_pb2.WorkState.ValueType(_int32(self.state))
+        item.attempts = _int32(self.attempts)
+        set_time(item.created_at, self.created_ms)
+        set_time(item.updated_at, self.updated_ms)
         if self.state == LEASED:
             item.lease_owner = owner_of(self.token)
             if self.deadline_ms is not None:
-                item.lease_deadline.FromMilliseconds(self.deadline_ms)
+                set_time(item.lease_deadline, self.deadline_ms)
         if self.available_at_ms is not None and self.state == DELAYED:
-            item.available_at.FromMilliseconds(self.available_at_ms)
+            set_time(item.available_at, self.available_at_ms)
         if self.error:
-            item.error.ParseFromString(self.error)
+            try:
+                item.error.ParseFromString(self.error)
+            except DecodeError:
+                item.ClearField("error")
         if self.result:
             item.result = self.result
         if self.finished_ms is not None:
-            item.finished_at.FromMilliseconds(self.finished_ms)
+            set_time(item.finished_at, self.finished_ms)
         return item
+
+
+# google.protobuf.Timestamp's range: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999999Z.
+_MIN_TIMESTAMP_MS = -62_135_596_800_000
+_MAX_TIMESTAMP_MS = 253_402_300_799_999
+_INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
+
+
+def set_time(timestamp: timestamp_pb2.Timestamp, ms: int) -> None:
+    timestamp.FromMilliseconds(min(max(ms, _MIN_TIMESTAMP_MS), _MAX_TIMESTAMP_MS))
+
+
+def _int32(value: int) -> int:
+    return min(max(value, _INT32_MIN), _INT32_MAX)
 
 
 def leased_view(

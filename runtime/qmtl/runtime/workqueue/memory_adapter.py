@@ -17,21 +17,24 @@ from collections.abc import Sequence
 from qmtl.common.v1 import error_pb2
 from qmtl.work.v1 import work_item_pb2, work_state_pb2
 
-from .errors import LEASE_EXPIRED, JobNotFoundError, LeaseLostError
+from .dead_letter import RedriveTally, dead_age_ms, redrive_ids
+from .errors import LEASE_EXPIRED, IdempotencyConflictError, JobNotFoundError, LeaseLostError
 from .job_record import (
     COMPLETED,
     DEAD,
     DELAYED,
     LEASED,
     READY,
+    Entry,
     JobRecord,
     UndecodableItem,
     decode_item,
     leased_view,
-    stored_item_bytes,
+    prepare_entries,
     undecodable_error,
 )
 from .model import (
+    ALL_DEAD,
     Clock,
     CompleteOutcome,
     Completion,
@@ -41,9 +44,11 @@ from .model import (
     QueueSettings,
     QueueStats,
     Reaped,
+    Redriven,
+    RedriveScope,
     to_ms,
 )
-from .validation import check_idempotency_key, check_lease_request, max_attempts_for
+from .validation import check_batch, check_lease_request, check_lease_ttl
 
 _LEASE_EXPIRED_RETRY = error_pb2.ErrorDetail(
     code=LEASE_EXPIRED,
@@ -77,7 +82,8 @@ class InMemoryWorkQueue:
         self._delayed: dict[str, int] = {}
         self._leased: dict[str, int] = {}
         self._dead: dict[str, int] = {}
-        self._idempotency: dict[str, tuple[int, str]] = {}
+        self._idempotency: dict[str, tuple[int, str, str]] = {}
+        """key -> (expires_ms, job id, item fingerprint)"""
         self._expiries: deque[tuple[int, str, str]] = deque()
 
     def _now_ms(self) -> int:
@@ -92,37 +98,47 @@ class InMemoryWorkQueue:
     async def enqueue_many(
         self, entries: Sequence[tuple[work_item_pb2.WorkItem, str]]
     ) -> list[EnqueueResult]:
-        prepared = []
-        for item, key in entries:
-            check_idempotency_key(key)
-            max_attempts = max_attempts_for(item, self._settings.default_max_attempts)
-            job_id = str(uuid.uuid4())
-            raw = stored_item_bytes(item, job_id, key, max_attempts)
-            prepared.append((job_id, key, raw, max_attempts))
+        prepared = prepare_entries(entries, self._settings.default_max_attempts)
         now = self._now_ms()
         self._forget_expired(now)
         window = to_ms(self._settings.idempotency_window)
+        # Every entry is answered before anything is written, so a conflict anywhere refuses
+        # the whole batch. `claims`: key -> (job id, fingerprint, already stored?).
+        claims: dict[str, tuple[str, str, bool]] = {}
         results = []
-        for job_id, key, raw, max_attempts in prepared:
-            known = self._idempotency.get(key)
-            if known is not None and known[0] > now:
-                results.append(EnqueueResult(known[1], created=False))
-                continue
-            self._seq += 1
-            self._jobs[job_id] = JobRecord(
-                job_id=job_id,
-                item=raw,
-                state=READY,
-                seq=self._seq,
-                max_attempts=max_attempts,
-                created_ms=now,
-                updated_ms=now,
-            )
-            self._push_ready(job_id, self._seq)
-            self._idempotency[key] = (now + window, job_id)
-            self._expiries.append((now + window, "key", key))
-            results.append(EnqueueResult(job_id, created=True))
+        for index, entry in enumerate(prepared):
+            known = claims.get(entry.key)
+            if known is None:
+                stored = self._idempotency.get(entry.key)
+                if stored is not None and stored[0] > now:
+                    known = claims[entry.key] = (stored[1], stored[2], True)
+            if known is None:
+                job_id = str(uuid.uuid4())
+                claims[entry.key] = (job_id, entry.item.fingerprint, False)
+                results.append(EnqueueResult(job_id, created=True))
+            elif known[1] != entry.item.fingerprint:
+                raise IdempotencyConflictError(entry.key, known[0] if known[2] else None, index)
+            else:
+                results.append(EnqueueResult(known[0], created=False))
+        for entry, result in zip(prepared, results, strict=True):
+            if result.created:
+                self._create(entry, result.job_id, now, window)
         return results
+
+    def _create(self, entry: Entry, job_id: str, now: int, window: int) -> None:
+        self._seq += 1
+        self._jobs[job_id] = JobRecord(
+            job_id=job_id,
+            item=entry.item.stored_bytes(job_id, entry.key),
+            state=READY,
+            seq=self._seq,
+            max_attempts=entry.max_attempts,
+            created_ms=now,
+            updated_ms=now,
+        )
+        self._push_ready(job_id, self._seq)
+        self._idempotency[entry.key] = (now + window, job_id, entry.item.fingerprint)
+        self._expiries.append((now + window, "key", entry.key))
 
     def _forget_expired(self, now: int) -> None:
         """Drops lapsed idempotency keys and completed jobs past retention (Redis TTLs do this)."""
@@ -227,7 +243,7 @@ class InMemoryWorkQueue:
         job.updated_ms = now
 
     async def extend(self, job_id: str, lease_token: str, lease_ttl: float) -> float:
-        check_lease_request("-", lease_ttl)
+        check_lease_ttl(lease_ttl)
         job = self._job(job_id)
         if job.state != LEASED or job.token != lease_token:
             raise LeaseLostError(f"lease {lease_token} no longer holds job {job_id}")
@@ -246,6 +262,7 @@ class InMemoryWorkQueue:
         return outcome is CompleteOutcome.COMPLETED
 
     async def complete_many(self, completions: Sequence[Completion]) -> list[CompleteOutcome]:
+        check_batch("complete_many", len(completions))
         now = self._now_ms()
         retention = to_ms(self._settings.completed_retention)
         outcomes = []
@@ -343,6 +360,53 @@ class InMemoryWorkQueue:
     async def get(self, job_id: str) -> work_item_pb2.WorkItem | None:
         job = self._jobs.get(job_id)
         return None if job is None else job.to_work_item()
+
+    # -- dead letter (admin) --------------------------------------------------------------------
+
+    async def redrive(self, job_ids: Sequence[str] | RedriveScope) -> Redriven:
+        now = self._now_ms()
+        if job_ids is ALL_DEAD:
+            # Oldest death first, ties by id: the order of Redis's ZRANGEBYSCORE on `dead`.
+            oldest_first = sorted((died, job_id) for job_id, died in self._dead.items())
+            return Redriven(redriven=tuple(self._redrive(jid, now) for _, jid in oldest_first))
+        tally = RedriveTally()
+        for job_id in redrive_ids(job_ids):
+            job = self._jobs.get(job_id)
+            dead = job is not None and job.state == DEAD
+            if dead:
+                self._redrive(job_id, now)
+            tally.add(job_id, redriven=dead, found=job is not None)
+        return tally.result()
+
+    def _redrive(self, job_id: str, now: int) -> str:
+        """DEAD -> READY at the back of the line, attempts reset; mirrored in lua/redrive.lua."""
+        job = self._jobs[job_id]
+        del self._dead[job_id]
+        self._seq += 1
+        job.seq = self._seq
+        job.state = READY
+        job.attempts = 0
+        job.token = ""
+        job.ended = "redrive"
+        job.finished_ms = None
+        job.updated_ms = now
+        self._push_ready(job_id, job.seq)
+        return job_id
+
+    async def purge_dead(self, older_than: float | None = None) -> int:
+        cutoff = self._now_ms() - dead_age_ms(older_than, self._settings)
+        doomed = [job_id for job_id, died in self._dead.items() if died <= cutoff]
+        for job_id in doomed:
+            del self._dead[job_id]
+            job = self._jobs.pop(job_id)
+            try:
+                key = decode_item(job.item).idempotency_key
+            except UndecodableItem:
+                continue  # its claim, if any, lapses with the idempotency window
+            claim = self._idempotency.get(key)
+            if claim is not None and claim[1] == job_id:
+                del self._idempotency[key]
+        return len(doomed)
 
     async def aclose(self) -> None:
         return None

@@ -1,7 +1,9 @@
 """Values that cross the WorkQueue port: settings, leases, outcomes and counts.
 
 Every duration is in seconds (float) at the port; the adapters keep whole milliseconds
-internally so that the in-memory and Redis adapters round time identically.
+internally so that the in-memory and Redis adapters round time identically. Each one is bounded
+(validation.py; docs/operations/redis.md, "Limits") and refused with InvalidDurationError outside
+its bounds, at construction for settings and before anything is written for a call.
 """
 
 from __future__ import annotations
@@ -11,6 +13,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from qmtl.work.v1 import work_item_pb2
+
+from .errors import InvalidJobError
+from .validation import (
+    MAX_ATTEMPTS,
+    MAX_BACKOFF,
+    MAX_BATCH,
+    MAX_RETENTION,
+    MIN_DURATION,
+    check_duration,
+)
 
 Clock = Callable[[], float]
 """Seconds since the Unix epoch; injected so tests can move time without sleeping."""
@@ -36,16 +48,20 @@ class BackoffPolicy:
     jitter: float = 0.5
 
     def __post_init__(self) -> None:
-        if self.base <= 0 or self.cap < self.base:
-            raise ValueError("backoff needs 0 < base <= cap")
-        if not 0.0 <= self.jitter <= 1.0:
-            raise ValueError("backoff jitter must be within [0, 1]")
+        check_duration("backoff base", self.base, MIN_DURATION, MAX_BACKOFF)
+        check_duration("backoff cap", self.cap, self.base, MAX_BACKOFF)
+        if not 0.0 <= self.jitter <= 1.0:  # False for NaN too
+            raise InvalidJobError(f"backoff jitter must be within [0, 1], got {self.jitter!r}")
 
     def delay_ms(self, attempts: int, draw: float) -> int:
         """The delay after `attempts` attempts, `draw` in [0, 1); mirrored in lua/fail.lua."""
         exponent = min(max(attempts - 1, 0), 62)
         full = min(to_ms(self.cap), to_ms(self.base) * 2**exponent)
         return int(full * (1.0 - self.jitter * draw))
+
+
+MAX_CALL_TIMEOUT = 60.0
+"""Ceiling of QueueSettings.call_timeout: a longer wait hides an outage from workers and callers."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,22 +74,36 @@ class QueueSettings:
     """Attempts allowed when the WorkItem does not set `max_attempts`."""
     backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
     completed_retention: float = 7 * 24 * 3600.0
-    """How long a COMPLETED job stays readable by get(); DEAD jobs stay until an operator acts."""
+    """How long a COMPLETED job stays readable by get()."""
+    dead_retention: float = 7 * 24 * 3600.0
+    """How long a DEAD job stays for get() and redrive() before the reaper purges it (with its
+    idempotency claim); purge_dead() may remove it sooner."""
+    call_timeout: float = 5.0
+    """Longest one Redis call may take before it fails with QueueUnavailableError (retryable).
+    Only the Redis adapter talks to a server; the in-memory adapter ignores it."""
     reap_batch: int = 500
     """Most expired leases one reap call reclaims (it keeps each script call short)."""
     promote_batch: int = 100
     """Most due retries one lease call moves from delayed to ready."""
 
     def __post_init__(self) -> None:
-        if self.idempotency_window <= 0:
-            raise ValueError("idempotency_window must be positive")
-        if self.default_max_attempts < 1:
-            raise ValueError("default_max_attempts must be at least 1")
+        # Bounded so that every derived millisecond value stays an exact integer in Lua's
+        # doubles and a valid protobuf Timestamp; docs/operations/redis.md, "Limits".
+        check_duration("idempotency_window", self.idempotency_window, MIN_DURATION, MAX_RETENTION)
+        check_duration("completed_retention", self.completed_retention, MIN_DURATION, MAX_RETENTION)
+        if not 1 <= self.default_max_attempts <= MAX_ATTEMPTS:
+            raise InvalidJobError(
+                f"default_max_attempts must be within [1, {MAX_ATTEMPTS}], "
+                f"got {self.default_max_attempts}"
+            )
         # A duplicate enqueue answers with a job id; get() on that id must still find the job.
         if self.completed_retention < self.idempotency_window:
-            raise ValueError("completed_retention must be at least the idempotency_window")
-        if self.reap_batch < 1 or self.promote_batch < 1:
-            raise ValueError("reap_batch and promote_batch must be at least 1")
+            raise InvalidJobError("completed_retention must be at least the idempotency_window")
+        for name, size in (("reap_batch", self.reap_batch), ("promote_batch", self.promote_batch)):
+            if not 1 <= size <= MAX_BATCH:
+                raise InvalidJobError(f"{name} must be within [1, {MAX_BATCH}], got {size}")
+        check_duration("dead_retention", self.dead_retention, MIN_DURATION, MAX_RETENTION)
+        check_duration("call_timeout", self.call_timeout, MIN_DURATION, MAX_CALL_TIMEOUT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,3 +168,31 @@ class QueueStats:
     delayed: int
     """Waiting for a retry backoff; a due retry counts here until a lease promotes it."""
     dead: int
+    """In the dead letter, awaiting redrive or purge. A constant-time count (ZCARD), so cheap
+    enough to poll as a metric; alert when it grows."""
+
+
+class RedriveScope(enum.Enum):
+    """`redrive(ALL_DEAD)`: every job that is DEAD when the call starts."""
+
+    ALL_DEAD = "all_dead"
+
+
+ALL_DEAD = RedriveScope.ALL_DEAD
+
+
+@dataclass(frozen=True, slots=True)
+class Redriven:
+    """What one redrive call did, id by id. Ids that could not be redriven are reported here
+    rather than raised, so one stale id does not fail the rest of a batch."""
+
+    redriven: tuple[str, ...] = ()
+    """Moved from DEAD to READY with attempts reset, in the order they will be leased."""
+    not_dead: tuple[str, ...] = ()
+    """Known jobs in another state (READY, LEASED, DELAYED, COMPLETED): left as they are."""
+    not_found: tuple[str, ...] = ()
+    """No such job: never enqueued, or already purged."""
+
+    @property
+    def count(self) -> int:
+        return len(self.redriven)

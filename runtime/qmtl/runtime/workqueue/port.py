@@ -8,6 +8,10 @@ Guarantees every adapter keeps (the contract suite in tests/contract checks both
 - a lease whose deadline has passed may be reclaimed by `reap_expired` at any moment;
   until then its holder may still settle it;
 - every state change is atomic, so any number of workers and reapers may run at once.
+
+`redrive` and `purge_dead` are operator (admin) calls: internal-only wherever they are exposed,
+never on a public route. Each job they touch moves atomically; a call over more than
+`dead_letter.DEAD_LETTER_CHUNK` jobs runs in several atomic steps.
 """
 
 from __future__ import annotations
@@ -18,7 +22,16 @@ from typing import Protocol
 from qmtl.common.v1 import error_pb2
 from qmtl.work.v1 import work_item_pb2, work_state_pb2
 
-from .model import CompleteOutcome, Completion, EnqueueResult, Lease, QueueStats, Reaped
+from .model import (
+    CompleteOutcome,
+    Completion,
+    EnqueueResult,
+    Lease,
+    QueueStats,
+    Reaped,
+    Redriven,
+    RedriveScope,
+)
 
 
 class WorkQueue(Protocol):
@@ -78,7 +91,25 @@ class WorkQueue(Protocol):
         """
         ...
 
-    async def stats(self) -> QueueStats: ...
+    async def redrive(self, job_ids: Sequence[str] | RedriveScope) -> Redriven:
+        """Moves DEAD jobs back to READY (behind the jobs already waiting) with attempts reset;
+        `ALL_DEAD` takes every job dead when the call starts, oldest death first.
+
+        The last error stays readable by get() until the job's next attempt ends. Ids that are
+        unknown or not DEAD are reported in the answer, never raised, and left unchanged.
+        """
+        ...
+
+    async def purge_dead(self, older_than: float | None = None) -> int:
+        """Deletes the jobs that have been DEAD for at least `older_than` seconds (default:
+        `QueueSettings.dead_retention`) and the idempotency claims still naming them, so their
+        keys may be enqueued afresh. Returns how many jobs it deleted. The reaper calls it with
+        the default every round: that is the dead-letter retention."""
+        ...
+
+    async def stats(self) -> QueueStats:
+        """Jobs per state; each count is constant-time, so cheap enough to poll as a metric."""
+        ...
 
     async def get(self, job_id: str) -> work_item_pb2.WorkItem | None:
         """The job as the queue sees it (state, attempts, lease, last error, result)."""

@@ -38,12 +38,15 @@ async def open_work_queue(
         return InMemoryWorkQueue(settings)
     if not redis_url:
         raise WorkQueueError(f"the {profile} profile needs a Redis URL for the work queue")
+    settings = settings or QueueSettings()
     queue = RedisWorkQueue.from_url(redis_url, name, settings)
     try:
         if profile is QueueProfile.PRODUCTION:
-            await require_durable_redis(queue.client)
+            await require_durable_redis(queue.client, call_timeout=settings.call_timeout)
         else:
-            problems = (await inspect_persistence(queue.client)).problems()
+            problems = (
+                await inspect_persistence(queue.client, call_timeout=settings.call_timeout)
+            ).problems()
             if problems:
                 log.warning("work queue Redis may lose jobs: %s", "; ".join(problems))
     except BaseException:

@@ -10,9 +10,10 @@ one queue's keys in one slot, which multi-key scripts need):
     ready        zset id -> enqueue sequence number (oldest first)
     leased       zset id -> lease deadline, ms
     delayed      zset id -> retry time, ms
-    dead         zset id -> time of death, ms (the dead letter; never expires)
+    dead         zset id -> time of death, ms (the dead letter; purged after dead_retention)
     seq          counter behind the sequence numbers
-    idem:<key>   '<expires_ms> <job id>', with a TTL of the idempotency window
+    idem:<key>   '<expires_ms> <job id> <item fingerprint>', with a TTL of the idempotency
+                 window (job_record.PreparedItem says what the fingerprint covers)
 
 Time comes from the Redis server (TIME inside each script) unless a clock is injected; see
 lua/common.lua for why.
@@ -20,28 +21,24 @@ lua/common.lua for why.
 
 from __future__ import annotations
 
+import math
 import random
 import uuid
 from collections.abc import Sequence
-from typing import Any, NoReturn, cast
+from typing import Any, cast
 
 import redis.asyncio as redis
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialWithJitterBackoff
 from redis.commands.core import AsyncScript
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ReadOnlyError, RedisError, ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from qmtl.common.v1 import error_pb2
 from qmtl.work.v1 import work_item_pb2, work_state_pb2
 
+from .dead_letter import DEAD_LETTER_CHUNK, RedriveTally, dead_age_ms, redrive_ids
 from .errors import (
     LEASE_EXPIRED,
+    IdempotencyConflictError,
     JobNotFoundError,
     LeaseLostError,
-    QueueUnavailableError,
-    WorkQueueError,
 )
 from .job_record import (
     READY,
@@ -49,10 +46,11 @@ from .job_record import (
     UndecodableItem,
     decode_item,
     leased_view,
-    stored_item_bytes,
+    prepare_entries,
     undecodable_error,
 )
 from .model import (
+    ALL_DEAD,
     Clock,
     CompleteOutcome,
     Completion,
@@ -62,13 +60,17 @@ from .model import (
     QueueSettings,
     QueueStats,
     Reaped,
+    Redriven,
+    RedriveScope,
     to_ms,
 )
+from .redis_calls import bounded, client_for_url, connection_retry
 from .redis_scripts import QueueScripts
-from .validation import check_idempotency_key, check_lease_request, max_attempts_for
+from .validation import check_batch, check_lease_request, check_lease_ttl
 
 _LEASE_LOST = -1
 _NOT_FOUND = -2
+_CONFLICT = 0  # first element of enqueue.lua's reply: refused, nothing written (else 1)
 _COMPLETE_OUTCOMES = {
     1: CompleteOutcome.COMPLETED,
     0: CompleteOutcome.ALREADY_COMPLETED,
@@ -85,33 +87,13 @@ _LEASE_EXPIRED_DEAD = error_pb2.ErrorDetail(
     message="the lease expired on the last allowed attempt; dead-lettered",
     retryable=False,
 ).SerializeToString()
-# Server replies that mean "not now" rather than "never": out of memory, busy script,
-# read-only replica during a failover, still loading the dataset after a restart.
-_TRANSIENT_REPLIES = ("OOM", "BUSY", "LOADING", "MASTERDOWN", "TRYAGAIN", "READONLY")
-
-
-def connection_retry() -> Retry:
-    """Retries a command on a broken connection, e.g. a pooled one that died in a Redis restart.
-
-    Safe for every script: enqueue finds its own job by key, settling repeats are no-ops, extend
-    only moves a deadline. A lease retried after a lost reply can leave one orphan lease, which
-    expires and is reaped like a crashed worker's; the job is neither lost nor held twice.
-    """
-    return Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), retries=5)
+__all__ = ["RedisWorkQueue", "connection_retry", "key_prefix"]
 
 
 def key_prefix(name: str) -> str:
     if not name or any(c in name for c in "{}: "):
         raise ValueError(f"queue name must be non-empty without braces, colons or spaces: {name!r}")
     return f"qmtl:wq:{{{name}}}:"
-
-
-def _unavailable(exc: RedisError) -> NoReturn:
-    if isinstance(exc, RedisConnectionError | RedisTimeoutError | ReadOnlyError):
-        raise QueueUnavailableError(f"Redis is unavailable: {exc}") from exc
-    if isinstance(exc, ResponseError) and str(exc).startswith(_TRANSIENT_REPLIES):
-        raise QueueUnavailableError(f"Redis refused the operation for now: {exc}") from exc
-    raise WorkQueueError(f"Redis rejected a work-queue operation: {exc}") from exc
 
 
 class RedisWorkQueue:
@@ -127,7 +109,8 @@ class RedisWorkQueue:
     ) -> None:
         """`client` must return bytes (decode_responses=False): payloads are binary protobuf.
 
-        `clock` is for tests only; without it the Redis server's clock is used.
+        `clock` is for tests only; without it the Redis server's clock is used. Every call is
+        bounded by `settings.call_timeout` whatever timeouts `client` itself has.
         """
         if client.connection_pool.connection_kwargs.get("decode_responses"):
             raise ValueError("RedisWorkQueue needs a client with decode_responses=False")
@@ -145,6 +128,7 @@ class RedisWorkQueue:
         self._scripts = QueueScripts.register(client)
         backoff = self._settings.backoff
         self._backoff_args = (to_ms(backoff.base), to_ms(backoff.cap), repr(backoff.jitter))
+        self._timeout = self._settings.call_timeout
 
     @classmethod
     def from_url(
@@ -156,7 +140,8 @@ class RedisWorkQueue:
         clock: Clock | None = None,
         jitter: JitterSource = random.random,
     ) -> RedisWorkQueue:
-        client = redis.Redis.from_url(url, decode_responses=False, retry=connection_retry())
+        settings = settings or QueueSettings()
+        client = client_for_url(url, settings.call_timeout)
         return cls(client, name, settings, clock=clock, jitter=jitter, owns_client=True)
 
     @property
@@ -167,10 +152,8 @@ class RedisWorkQueue:
         return "" if self._clock is None else str(to_ms(self._clock()))
 
     async def _run(self, script: AsyncScript, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        try:
-            return await script(keys=keys, args=[self.prefix, self._now_arg(), *args])
-        except RedisError as exc:
-            _unavailable(exc)
+        call = script(keys=keys, args=[self.prefix, self._now_arg(), *args])
+        return await bounded(call, self._timeout)
 
     # -- enqueue -------------------------------------------------------------------------------
 
@@ -181,22 +164,31 @@ class RedisWorkQueue:
     async def enqueue_many(
         self, entries: Sequence[tuple[work_item_pb2.WorkItem, str]]
     ) -> list[EnqueueResult]:
-        if not entries:
+        prepared = prepare_entries(entries, self._settings.default_max_attempts)
+        if not prepared:
             return []
         args: list[Any] = [to_ms(self._settings.idempotency_window)]
         proposed = []
-        for item, key in entries:
-            check_idempotency_key(key)
-            max_attempts = max_attempts_for(item, self._settings.default_max_attempts)
+        for entry in prepared:
             job_id = str(uuid.uuid4())
             proposed.append(job_id)
-            args += (job_id, key, stored_item_bytes(item, job_id, key, max_attempts), max_attempts)
-        answers = await self._run(self._scripts.enqueue, (self._ready, self._seq), args)
+            args += (
+                job_id,
+                entry.key,
+                entry.item.stored_bytes(job_id, entry.key),
+                entry.max_attempts,
+                entry.item.fingerprint,
+            )
+        reply = await self._run(self._scripts.enqueue, (self._ready, self._seq), args)
+        if int(reply[0]) == _CONFLICT:
+            index = int(reply[1])
+            holder = reply[2].decode() or None
+            raise IdempotencyConflictError(prepared[index].key, holder, index)
         # Comparing with the id we proposed (not a flag from the script) keeps `created` right
         # when redis-py retries the call after a lost reply: the retry finds our own job.
         return [
             EnqueueResult(answer.decode(), created=answer.decode() == job_id)
-            for answer, job_id in zip(answers, proposed, strict=True)
+            for answer, job_id in zip(reply[1:], proposed, strict=True)
         ]
 
     # -- lease ---------------------------------------------------------------------------------
@@ -255,7 +247,7 @@ class RedisWorkQueue:
     # -- settle --------------------------------------------------------------------------------
 
     async def extend(self, job_id: str, lease_token: str, lease_ttl: float) -> float:
-        check_lease_request("-", lease_ttl)
+        check_lease_ttl(lease_ttl)
         answer = int(
             await self._run(
                 self._scripts.extend, (self._leased,), (job_id, lease_token, to_ms(lease_ttl))
@@ -273,6 +265,7 @@ class RedisWorkQueue:
         return outcome is CompleteOutcome.COMPLETED
 
     async def complete_many(self, completions: Sequence[Completion]) -> list[CompleteOutcome]:
+        check_batch("complete_many", len(completions))
         if not completions:
             return []
         args: list[Any] = [to_ms(self._settings.completed_retention)]
@@ -331,27 +324,58 @@ class RedisWorkQueue:
     # -- reads ---------------------------------------------------------------------------------
 
     async def stats(self) -> QueueStats:
-        try:
-            # MULTI/EXEC: the four counts are one consistent snapshot.
+        async def counts() -> list[int]:
+            # MULTI/EXEC: the four counts are one consistent snapshot, each O(1) (ZCARD).
             async with self._client.pipeline(transaction=True) as pipe:
                 for key in (self._ready, self._leased, self._delayed, self._dead):
                     pipe.zcard(key)
-                ready, leased, delayed, dead = await pipe.execute()
-        except RedisError as exc:
-            _unavailable(exc)
+                return cast(list[int], await pipe.execute())
+
+        ready, leased, delayed, dead = await bounded(counts(), self._timeout)
         return QueueStats(ready=ready, leased=leased, delayed=delayed, dead=dead)
 
     async def get(self, job_id: str) -> work_item_pb2.WorkItem | None:
-        try:
-            # bytes, not str: the constructor refused a client with decode_responses=True.
-            fields = cast(
-                dict[bytes, bytes], await self._client.hgetall(self.prefix + "job:" + job_id)
-            )
-        except RedisError as exc:
-            _unavailable(exc)
+        # bytes, not str: the constructor refused a client with decode_responses=True.
+        call = self._client.hgetall(self.prefix + "job:" + job_id)
+        fields = cast(dict[bytes, bytes], await bounded(call, self._timeout))
         if not fields:
             return None
         return _record(job_id, fields).to_work_item()
+
+    # -- dead letter (admin) --------------------------------------------------------------------
+
+    async def redrive(self, job_ids: Sequence[str] | RedriveScope) -> Redriven:
+        keys = (self._ready, self._dead, self._seq)
+        if job_ids is ALL_DEAD:
+            redriven: list[str] = []
+            cutoff = ""
+            while True:
+                reply = await self._run(
+                    self._scripts.redrive, keys, ("all", cutoff, DEAD_LETTER_CHUNK)
+                )
+                cutoff = str(int(reply[0]))
+                redriven += [raw.decode() for raw in reply[2:]]
+                if int(reply[1]) < DEAD_LETTER_CHUNK:
+                    return Redriven(redriven=tuple(redriven))
+        sorted_out = RedriveTally()
+        ids = redrive_ids(job_ids)
+        for start in range(0, len(ids), DEAD_LETTER_CHUNK):
+            chunk = ids[start : start + DEAD_LETTER_CHUNK]
+            answers = await self._run(self._scripts.redrive, keys, ("ids", *chunk))
+            for job_id, answer in zip(chunk, answers, strict=True):
+                sorted_out.add(job_id, redriven=int(answer) == 1, found=int(answer) != _NOT_FOUND)
+        return sorted_out.result()
+
+    async def purge_dead(self, older_than: float | None = None) -> int:
+        older_ms = dead_age_ms(older_than, self._settings)
+        purged, cutoff = 0, ""
+        while True:
+            new_cutoff, count, scanned = await self._run(
+                self._scripts.purge_dead, (self._dead,), (older_ms, cutoff, DEAD_LETTER_CHUNK)
+            )
+            cutoff, purged = str(int(new_cutoff)), purged + int(count)
+            if int(scanned) < DEAD_LETTER_CHUNK:
+                return purged
 
     async def aclose(self) -> None:
         if self._owns_client:
@@ -361,7 +385,7 @@ class RedisWorkQueue:
 def _record(job_id: str, fields: dict[bytes, bytes]) -> JobRecord:
     def number(name: bytes) -> int | None:
         raw = fields.get(name)
-        return None if raw is None else int(raw)
+        return None if raw is None else _stored_int(raw)
 
     created = number(b"created") or 0
     return JobRecord(
@@ -381,3 +405,17 @@ def _record(job_id: str, fields: dict[bytes, bytes]) -> JobRecord:
         result=fields.get(b"result", b""),
         finished_ms=number(b"finished"),
     )
+
+
+def _stored_int(raw: bytes) -> int | None:
+    """A number from a job hash. Lua writes a large double in exponent notation ('1e+300'),
+    and a damaged field must not make the whole job unreadable, so it reads as absent."""
+    try:
+        return int(raw)
+    except ValueError:
+        pass
+    try:
+        value = float(raw)
+    except ValueError:
+        return None
+    return int(value) if math.isfinite(value) else None

@@ -33,6 +33,8 @@ class QueueScripts:
     extend: AsyncScript
     release: AsyncScript
     reap: AsyncScript
+    redrive: AsyncScript
+    purge_dead: AsyncScript
 
     @classmethod
     def register(cls, client: redis.Redis) -> QueueScripts:
@@ -44,4 +46,6 @@ class QueueScripts:
             extend=client.register_script(_source("extend")),
             release=client.register_script(_source("release")),
             reap=client.register_script(_source("reap")),
+            redrive=client.register_script(_source("redrive")),
+            purge_dead=client.register_script(_source("purge_dead")),
         )

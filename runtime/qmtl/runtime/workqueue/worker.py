@@ -7,6 +7,10 @@ without waiting for the lease to expire.
 
 While a handler runs, its lease is extended every third of the lease TTL, so a long job is
 not reclaimed from a live worker; a worker that dies stops extending and its lease expires.
+
+While the queue's store is unavailable (every Redis call is bounded by
+`QueueSettings.call_timeout`), leasing, settling and reaping back off exponentially up to
+`WorkerSettings.max_backoff` / `reap_max_backoff`, log each failure, and resume on their own.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from .errors import (
 from .job_record import DEAD
 from .model import Lease
 from .port import WorkQueue
-from .reaper import run_reaper
+from .reaper import DEFAULT_REAP_MAX_BACKOFF, run_reaper
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +76,11 @@ class WorkerSettings:
     """Wait between lease attempts while the queue is empty."""
     reap_interval: float = 5.0
     max_backoff: float = 5.0
-    """Longest wait between retries while the queue's store is unavailable."""
+    """Longest wait between lease or settle retries while the queue's store is unavailable
+    (the waits double from poll_interval)."""
+    reap_max_backoff: float = DEFAULT_REAP_MAX_BACKOFF
+    """Longest wait between reaper rounds while the store is unavailable (the waits double
+    from reap_interval)."""
 
     @property
     def heartbeat(self) -> float:
@@ -122,7 +130,10 @@ class _Worker:
     async def run(self) -> WorkerReport:
         reaper = asyncio.create_task(
             run_reaper(
-                self.queue, interval=self.settings.reap_interval, stop=self.shutdown.draining
+                self.queue,
+                interval=self.settings.reap_interval,
+                stop=self.shutdown.draining,
+                max_backoff=self.settings.reap_max_backoff,
             )
         )
         # One waiter for the whole run rather than one per job: it is on every job's path.
@@ -137,6 +148,7 @@ class _Worker:
 
     async def _loop(self, aborted: asyncio.Task[Any]) -> None:
         backoff = self.settings.poll_interval
+        failing = False
         while not self.shutdown.draining.is_set():
             try:
                 lease = await self.queue.lease(self.worker_id, self.settings.lease_ttl)
@@ -146,7 +158,11 @@ class _Worker:
                 log.warning("lease failed (%s); retrying in %.2fs", exc, backoff)
                 await self._pause(backoff)
                 backoff = min(backoff * 2, self.settings.max_backoff)
+                failing = True
                 continue
+            if failing:
+                log.warning("leasing works again; the queue's store is back")
+                failing = False
             backoff = self.settings.poll_interval
             if lease is None:
                 await self._pause(self.settings.poll_interval)

@@ -25,19 +25,30 @@ _sym_db = _symbol_database.Default()
 
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from qmtl.api.v1 import visibility_pb2 as qmtl_dot_api_dot_v1_dot_visibility__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bqmtl/common/v1/health.proto\x12\x0eqmtl.common.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfa\x01\n\x0f\x43omponentHealth\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x31\n\x05state\x18\x02 \x01(\x0e\x32\x1b.qmtl.common.v1.HealthStateR\x05state\x12\x18\n\x07\x61\x64\x61pter\x18\x03 \x01(\tR\x07\x61\x64\x61pter\x12\x16\n\x06\x64\x65tail\x18\x04 \x01(\tR\x06\x64\x65tail\x12\x39\n\nchecked_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tcheckedAt\x12\x33\n\x07latency\x18\x06 \x01(\x0b\x32\x19.google.protobuf.DurationR\x07latency\"\xd4\x02\n\rServiceHealth\x12\x18\n\x07service\x18\x01 \x01(\tR\x07service\x12\x31\n\x05state\x18\x02 \x01(\x0e\x32\x1b.qmtl.common.v1.HealthStateR\x05state\x12\x14\n\x05ready\x18\x03 \x01(\x08R\x05ready\x12?\n\ncomponents\x18\x04 \x03(\x0b\x32\x1f.qmtl.common.v1.ComponentHealthR\ncomponents\x12\x1f\n\x0binstance_id\x18\x05 \x01(\tR\ninstanceId\x12\x18\n\x07version\x18\x06 \x01(\tR\x07version\x12)\n\x10\x63ontract_version\x18\x07 \x01(\tR\x0f\x63ontractVersion\x12\x39\n\nstarted_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tstartedAt*r\n\x0bHealthState\x12\x1c\n\x18HEALTH_STATE_UNSPECIFIED\x10\x00\x12\x13\n\x0fHEALTH_STATE_OK\x10\x01\x12\x19\n\x15HEALTH_STATE_DEGRADED\x10\x02\x12\x15\n\x11HEALTH_STATE_DOWN\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bqmtl/common/v1/health.proto\x12\x0eqmtl.common.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cqmtl/api/v1/visibility.proto\"\xfa\x01\n\x0f\x43omponentHealth\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x31\n\x05state\x18\x02 \x01(\x0e\x32\x1b.qmtl.common.v1.HealthStateR\x05state\x12\x18\n\x07\x61\x64\x61pter\x18\x03 \x01(\tR\x07\x61\x64\x61pter\x12\x16\n\x06\x64\x65tail\x18\x04 \x01(\tR\x06\x64\x65tail\x12\x39\n\nchecked_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tcheckedAt\x12\x33\n\x07latency\x18\x06 \x01(\x0b\x32\x19.google.protobuf.DurationR\x07latency\"\xf2\x02\n\rServiceHealth\x12\x18\n\x07service\x18\x01 \x01(\tR\x07service\x12\x31\n\x05state\x18\x02 \x01(\x0e\x32\x1b.qmtl.common.v1.HealthStateR\x05state\x12\x14\n\x05ready\x18\x03 \x01(\x08R\x05ready\x12\x45\n\ncomponents\x18\x04 \x03(\x0b\x32\x1f.qmtl.common.v1.ComponentHealthB\x04\xd8\xf3\x18\x01R\ncomponents\x12%\n\x0binstance_id\x18\x05 \x01(\tB\x04\xd8\xf3\x18\x01R\ninstanceId\x12\x1e\n\x07version\x18\x06 \x01(\tB\x04\xd8\xf3\x18\x01R\x07version\x12/\n\x10\x63ontract_version\x18\x07 \x01(\tB\x04\xd8\xf3\x18\x01R\x0f\x63ontractVersion\x12?\n\nstarted_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xd8\xf3\x18\x01R\tstartedAt*r\n\x0bHealthState\x12\x1c\n\x18HEALTH_STATE_UNSPECIFIED\x10\x00\x12\x13\n\x0fHEALTH_STATE_OK\x10\x01\x12\x19\n\x15HEALTH_STATE_DEGRADED\x10\x02\x12\x15\n\x11HEALTH_STATE_DOWN\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'qmtl.common.v1.health_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_HEALTHSTATE']._serialized_start=708
-  _globals['_HEALTHSTATE']._serialized_end=822
-  _globals['_COMPONENTHEALTH']._serialized_start=113
-  _globals['_COMPONENTHEALTH']._serialized_end=363
-  _globals['_SERVICEHEALTH']._serialized_start=366
-  _globals['_SERVICEHEALTH']._serialized_end=706
+  _globals['_SERVICEHEALTH'].fields_by_name['components']._loaded_options = None
+  _globals['_SERVICEHEALTH'].fields_by_name['components']._serialized_options = b'\330\363\030\001'
+  _globals['_SERVICEHEALTH'].fields_by_name['instance_id']._loaded_options = None
+  _globals['_SERVICEHEALTH'].fields_by_name['instance_id']._serialized_options = b'\330\363\030\001'
+  _globals['_SERVICEHEALTH'].fields_by_name['version']._loaded_options = None
+  _globals['_SERVICEHEALTH'].fields_by_name['version']._serialized_options = b'\330\363\030\001'
+  _globals['_SERVICEHEALTH'].fields_by_name['contract_version']._loaded_options = None
+  _globals['_SERVICEHEALTH'].fields_by_name['contract_version']._serialized_options = b'\330\363\030\001'
+  _globals['_SERVICEHEALTH'].fields_by_name['started_at']._loaded_options = None
+  _globals['_SERVICEHEALTH'].fields_by_name['started_at']._serialized_options = b'\330\363\030\001'
+  _globals['_HEALTHSTATE']._serialized_start=768
+  _globals['_HEALTHSTATE']._serialized_end=882
+  _globals['_COMPONENTHEALTH']._serialized_start=143
+  _globals['_COMPONENTHEALTH']._serialized_end=393
+  _globals['_SERVICEHEALTH']._serialized_start=396
+  _globals['_SERVICEHEALTH']._serialized_end=766
 # @@protoc_insertion_point(module_scope)

@@ -100,7 +100,12 @@ Global___ComponentHealth: _TypeAlias = ComponentHealth  # noqa: Y015
 
 @_typing.final
 class ServiceHealth(_message.Message):
-    """ServiceHealth is the health report a service publishes on its health route."""
+    """ServiceHealth is the health report a service publishes on its health route.
+
+    The anonymous public health routes serve `service`, `state` and `ready`
+    only; the other fields are `internal_only` and come from the internal
+    GetHealthDetail routes.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 

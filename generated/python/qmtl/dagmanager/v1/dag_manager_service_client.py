@@ -19,6 +19,7 @@ from qmtl.dagmanager.v1.diff_messages_pb2 import (
     RedoDiffResponse,
 )
 from qmtl.dagmanager.v1.gc_messages_pb2 import TriggerGcRequest, TriggerGcResponse
+from qmtl.dagmanager.v1.health_messages_pb2 import GetHealthDetailRequest, GetHealthDetailResponse
 from qmtl.dagmanager.v1.node_messages_pb2 import (
     GetNodeRequest,
     GetNodeResponse,
@@ -116,6 +117,14 @@ _GET_STATUS: Operation[GetStatusRequest, GetStatusResponse] = Operation(
     response=GetStatusResponse,
     internal=False,
 )
+_GET_HEALTH_DETAIL: Operation[GetHealthDetailRequest, GetHealthDetailResponse] = Operation(
+    name="qmtl.dagmanager.v1.DagManagerService.GetHealthDetail",
+    method="GET",
+    path="/v1/dag-manager/internal/health",
+    body="",
+    response=GetHealthDetailResponse,
+    internal=True,
+)
 
 
 class DagManagerServiceClient(SyncServiceClient):
@@ -165,9 +174,17 @@ class DagManagerServiceClient(SyncServiceClient):
         return self._call(_GET_QUEUE_STATS, request)
 
     def get_status(self, request: GetStatusRequest) -> GetStatusResponse:
-        """Reports DAG Manager's health (graph store, topic admin, event bus) and
-        graph size; needs no authentication."""
+        """Reports DAG Manager's readiness; needs no authentication.
+
+        The public view: `health.service`, `health.state` and `health.ready`
+        only; fields marked `internal_only` (components, graph size, instance
+        and build identifiers) are cleared before encoding."""
         return self._call(_GET_STATUS, request)
+
+    def get_health_detail(self, request: GetHealthDetailRequest) -> GetHealthDetailResponse:
+        """Reports DAG Manager's full health (graph store, topic admin, event bus)
+        and graph size (operators and Gateway only)."""
+        return self._call(_GET_HEALTH_DETAIL, request)
 
 
 class AsyncDagManagerServiceClient(AsyncServiceClient):
@@ -213,6 +230,14 @@ class AsyncDagManagerServiceClient(AsyncServiceClient):
         return await self._call(_GET_QUEUE_STATS, request)
 
     async def get_status(self, request: GetStatusRequest) -> GetStatusResponse:
-        """Reports DAG Manager's health (graph store, topic admin, event bus) and
-        graph size; needs no authentication."""
+        """Reports DAG Manager's readiness; needs no authentication.
+
+        The public view: `health.service`, `health.state` and `health.ready`
+        only; fields marked `internal_only` (components, graph size, instance
+        and build identifiers) are cleared before encoding."""
         return await self._call(_GET_STATUS, request)
+
+    async def get_health_detail(self, request: GetHealthDetailRequest) -> GetHealthDetailResponse:
+        """Reports DAG Manager's full health (graph store, topic admin, event bus)
+        and graph size (operators and Gateway only)."""
+        return await self._call(_GET_HEALTH_DETAIL, request)

@@ -27,6 +27,7 @@ from qmtl.dagmanager.v1.diff_messages_pb2 import (
     RedoDiffResponse,
 )
 from qmtl.dagmanager.v1.gc_messages_pb2 import TriggerGcRequest, TriggerGcResponse
+from qmtl.dagmanager.v1.health_messages_pb2 import GetHealthDetailRequest, GetHealthDetailResponse
 from qmtl.dagmanager.v1.node_messages_pb2 import (
     GetNodeRequest,
     GetNodeResponse,
@@ -43,7 +44,9 @@ from qmtl.dagmanager.v1.queue_messages_pb2 import (
 )
 from qmtl.dagmanager.v1.status_messages_pb2 import GetStatusRequest, GetStatusResponse
 from qmtl.runtime import auth, codec
+from qmtl.runtime.http import declared_enums as _e
 from qmtl.runtime.http import params as _p
+from qmtl.runtime.http import redact as _r
 from qmtl.runtime.http import server as _s
 
 __all__ = [
@@ -53,6 +56,15 @@ __all__ = [
     "create_dag_manager_service_public_app",
     "create_dag_manager_service_internal_app",
 ]
+
+# What the public routes clear from their replies: fields marked (qmtl.api.v1.internal_only).
+_HIDDEN_QMTL_COMMON_V1_SERVICE_HEALTH = _r.Hidden(
+    clear=("components", "instance_id", "version", "contract_version", "started_at"),
+)
+_HIDDEN_QMTL_DAGMANAGER_V1_GET_STATUS_RESPONSE = _r.Hidden(
+    clear=("compute_node_count", "queue_count"),
+    nested=(("health", _HIDDEN_QMTL_COMMON_V1_SERVICE_HEALTH),),
+)
 
 
 class DagManagerServiceHandler(Protocol):
@@ -127,8 +139,18 @@ class DagManagerServiceHandler(Protocol):
     async def get_status(
         self, request: GetStatusRequest, principal: auth.Principal | None
     ) -> GetStatusResponse | _s.Reply[GetStatusResponse]:
-        """Reports DAG Manager's health (graph store, topic admin, event bus) and
-        graph size; needs no authentication."""
+        """Reports DAG Manager's readiness; needs no authentication.
+
+        The public view: `health.service`, `health.state` and `health.ready`
+        only; fields marked `internal_only` (components, graph size, instance
+        and build identifiers) are cleared before encoding."""
+        ...
+
+    async def get_health_detail(
+        self, request: GetHealthDetailRequest, principal: auth.Principal | None
+    ) -> GetHealthDetailResponse | _s.Reply[GetHealthDetailResponse]:
+        """Reports DAG Manager's full health (graph store, topic admin, event bus)
+        and graph size (operators and Gateway only)."""
         ...
 
 
@@ -244,6 +266,10 @@ _GET_STATUS_SCOPES: tuple[str, ...] = ()
 _GET_STATUS = _s.Binding(
     GetStatusRequest,
 )
+_GET_HEALTH_DETAIL_SCOPES: tuple[str, ...] = ("health:read",)
+_GET_HEALTH_DETAIL = _s.Binding(
+    GetHealthDetailRequest,
+)
 
 
 def dag_manager_service_public_routes(
@@ -354,7 +380,8 @@ def dag_manager_service_public_routes(
                 request.path_params, request.scope["query_string"]
             )
             reply = await handler.get_status(message, principal)
-            return _s.respond(reply, encoding)
+            public = _r.public_view(reply, _HIDDEN_QMTL_DAGMANAGER_V1_GET_STATUS_RESPONSE)
+            return _s.respond(public, encoding)
         except Exception as exc:
             return _s.error_response(exc, headers.accept)
 
@@ -422,6 +449,7 @@ def dag_manager_service_internal_routes(
                 await request.body(),
                 headers.content_type,
             )
+            _e.check_declared(message)
             reply = await handler.diff(message, principal)
             return _s.respond(reply, encoding)
         except Exception as exc:
@@ -442,6 +470,7 @@ def dag_manager_service_internal_routes(
                 await request.body(),
                 headers.content_type,
             )
+            _e.check_declared(message)
             reply = await handler.redo_diff(message, principal)
             return _s.respond(reply, encoding)
         except Exception as exc:
@@ -462,7 +491,25 @@ def dag_manager_service_internal_routes(
                 await request.body(),
                 headers.content_type,
             )
+            _e.check_declared(message)
             reply = await handler.trigger_gc(message, principal)
+            return _s.respond(reply, encoding)
+        except Exception as exc:
+            return _s.error_response(exc, headers.accept)
+
+    async def serve_get_health_detail(request: Request) -> Response:
+        headers = _s.request_headers(request.scope)
+        try:
+            principal = await auth.authenticate(
+                headers.authorization,
+                verifier,
+                _GET_HEALTH_DETAIL_SCOPES,
+            )
+            encoding = codec.negotiate(headers.accept)
+            message = _GET_HEALTH_DETAIL.from_parameters(
+                request.path_params, request.scope["query_string"]
+            )
+            reply = await handler.get_health_detail(message, principal)
             return _s.respond(reply, encoding)
         except Exception as exc:
             return _s.error_response(exc, headers.accept)
@@ -485,6 +532,12 @@ def dag_manager_service_internal_routes(
             serve_trigger_gc,
             methods=["POST"],
             name="qmtl.dagmanager.v1.DagManagerService.TriggerGc",
+        ),
+        Route(
+            "/v1/dag-manager/internal/health",
+            serve_get_health_detail,
+            methods=["GET"],
+            name="qmtl.dagmanager.v1.DagManagerService.GetHealthDetail",
         ),
     ]
 

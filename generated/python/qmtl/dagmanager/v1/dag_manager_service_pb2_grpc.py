@@ -6,6 +6,7 @@ import warnings
 
 from qmtl.dagmanager.v1 import diff_messages_pb2 as qmtl_dot_dagmanager_dot_v1_dot_diff__messages__pb2
 from qmtl.dagmanager.v1 import gc_messages_pb2 as qmtl_dot_dagmanager_dot_v1_dot_gc__messages__pb2
+from qmtl.dagmanager.v1 import health_messages_pb2 as qmtl_dot_dagmanager_dot_v1_dot_health__messages__pb2
 from qmtl.dagmanager.v1 import node_messages_pb2 as qmtl_dot_dagmanager_dot_v1_dot_node__messages__pb2
 from qmtl.dagmanager.v1 import queue_messages_pb2 as qmtl_dot_dagmanager_dot_v1_dot_queue__messages__pb2
 from qmtl.dagmanager.v1 import status_messages_pb2 as qmtl_dot_dagmanager_dot_v1_dot_status__messages__pb2
@@ -89,6 +90,11 @@ class DagManagerServiceStub:
                 request_serializer=qmtl_dot_dagmanager_dot_v1_dot_status__messages__pb2.GetStatusRequest.SerializeToString,
                 response_deserializer=qmtl_dot_dagmanager_dot_v1_dot_status__messages__pb2.GetStatusResponse.FromString,
                 _registered_method=True)
+        self.GetHealthDetail = channel.unary_unary(
+                '/qmtl.dagmanager.v1.DagManagerService/GetHealthDetail',
+                request_serializer=qmtl_dot_dagmanager_dot_v1_dot_health__messages__pb2.GetHealthDetailRequest.SerializeToString,
+                response_deserializer=qmtl_dot_dagmanager_dot_v1_dot_health__messages__pb2.GetHealthDetailResponse.FromString,
+                _registered_method=True)
 
 
 class DagManagerServiceServicer:
@@ -163,8 +169,19 @@ class DagManagerServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetStatus(self, request, context):
-        """Reports DAG Manager's health (graph store, topic admin, event bus) and
-        graph size; needs no authentication.
+        """Reports DAG Manager's readiness; needs no authentication.
+
+        The public view: `health.service`, `health.state` and `health.ready`
+        only; fields marked `internal_only` (components, graph size, instance
+        and build identifiers) are cleared before encoding.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetHealthDetail(self, request, context):
+        """Reports DAG Manager's full health (graph store, topic admin, event bus)
+        and graph size (operators and Gateway only).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -217,6 +234,11 @@ def add_DagManagerServiceServicer_to_server(servicer, server):
                     servicer.GetStatus,
                     request_deserializer=qmtl_dot_dagmanager_dot_v1_dot_status__messages__pb2.GetStatusRequest.FromString,
                     response_serializer=qmtl_dot_dagmanager_dot_v1_dot_status__messages__pb2.GetStatusResponse.SerializeToString,
+            ),
+            'GetHealthDetail': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetHealthDetail,
+                    request_deserializer=qmtl_dot_dagmanager_dot_v1_dot_health__messages__pb2.GetHealthDetailRequest.FromString,
+                    response_serializer=qmtl_dot_dagmanager_dot_v1_dot_health__messages__pb2.GetHealthDetailResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -467,6 +489,33 @@ class DagManagerService:
             '/qmtl.dagmanager.v1.DagManagerService/GetStatus',
             qmtl_dot_dagmanager_dot_v1_dot_status__messages__pb2.GetStatusRequest.SerializeToString,
             qmtl_dot_dagmanager_dot_v1_dot_status__messages__pb2.GetStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetHealthDetail(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/qmtl.dagmanager.v1.DagManagerService/GetHealthDetail',
+            qmtl_dot_dagmanager_dot_v1_dot_health__messages__pb2.GetHealthDetailRequest.SerializeToString,
+            qmtl_dot_dagmanager_dot_v1_dot_health__messages__pb2.GetHealthDetailResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -8,6 +8,7 @@ from collections import abc as _abc
 from grpc import aio as _aio
 from qmtl.dagmanager.v1 import diff_messages_pb2 as _diff_messages_pb2
 from qmtl.dagmanager.v1 import gc_messages_pb2 as _gc_messages_pb2
+from qmtl.dagmanager.v1 import health_messages_pb2 as _health_messages_pb2
 from qmtl.dagmanager.v1 import node_messages_pb2 as _node_messages_pb2
 from qmtl.dagmanager.v1 import queue_messages_pb2 as _queue_messages_pb2
 from qmtl.dagmanager.v1 import status_messages_pb2 as _status_messages_pb2
@@ -70,8 +71,15 @@ class DagManagerServiceStub:
     GetQueueStats: _grpc.UnaryUnaryMultiCallable[_queue_messages_pb2.GetQueueStatsRequest, _queue_messages_pb2.GetQueueStatsResponse]
     """Returns size and lag of queues selected by tags and interval."""
     GetStatus: _grpc.UnaryUnaryMultiCallable[_status_messages_pb2.GetStatusRequest, _status_messages_pb2.GetStatusResponse]
-    """Reports DAG Manager's health (graph store, topic admin, event bus) and
-    graph size; needs no authentication.
+    """Reports DAG Manager's readiness; needs no authentication.
+
+    The public view: `health.service`, `health.state` and `health.ready`
+    only; fields marked `internal_only` (components, graph size, instance
+    and build identifiers) are cleared before encoding.
+    """
+    GetHealthDetail: _grpc.UnaryUnaryMultiCallable[_health_messages_pb2.GetHealthDetailRequest, _health_messages_pb2.GetHealthDetailResponse]
+    """Reports DAG Manager's full health (graph store, topic admin, event bus)
+    and graph size (operators and Gateway only).
     """
 
 @_typing.type_check_only
@@ -111,8 +119,15 @@ class DagManagerServiceAsyncStub(DagManagerServiceStub):
     GetQueueStats: _aio.UnaryUnaryMultiCallable[_queue_messages_pb2.GetQueueStatsRequest, _queue_messages_pb2.GetQueueStatsResponse]  # type: ignore[assignment]
     """Returns size and lag of queues selected by tags and interval."""
     GetStatus: _aio.UnaryUnaryMultiCallable[_status_messages_pb2.GetStatusRequest, _status_messages_pb2.GetStatusResponse]  # type: ignore[assignment]
-    """Reports DAG Manager's health (graph store, topic admin, event bus) and
-    graph size; needs no authentication.
+    """Reports DAG Manager's readiness; needs no authentication.
+
+    The public view: `health.service`, `health.state` and `health.ready`
+    only; fields marked `internal_only` (components, graph size, instance
+    and build identifiers) are cleared before encoding.
+    """
+    GetHealthDetail: _aio.UnaryUnaryMultiCallable[_health_messages_pb2.GetHealthDetailRequest, _health_messages_pb2.GetHealthDetailResponse]  # type: ignore[assignment]
+    """Reports DAG Manager's full health (graph store, topic admin, event bus)
+    and graph size (operators and Gateway only).
     """
 
 class DagManagerServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -203,8 +218,21 @@ class DagManagerServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _status_messages_pb2.GetStatusRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_status_messages_pb2.GetStatusResponse, _abc.Awaitable[_status_messages_pb2.GetStatusResponse]]:
-        """Reports DAG Manager's health (graph store, topic admin, event bus) and
-        graph size; needs no authentication.
+        """Reports DAG Manager's readiness; needs no authentication.
+
+        The public view: `health.service`, `health.state` and `health.ready`
+        only; fields marked `internal_only` (components, graph size, instance
+        and build identifiers) are cleared before encoding.
+        """
+
+    @_abc_1.abstractmethod
+    def GetHealthDetail(
+        self,
+        request: _health_messages_pb2.GetHealthDetailRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_health_messages_pb2.GetHealthDetailResponse, _abc.Awaitable[_health_messages_pb2.GetHealthDetailResponse]]:
+        """Reports DAG Manager's full health (graph store, topic admin, event bus)
+        and graph size (operators and Gateway only).
         """
 
 def add_DagManagerServiceServicer_to_server(servicer: DagManagerServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

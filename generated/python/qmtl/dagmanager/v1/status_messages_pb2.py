@@ -23,18 +23,23 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from qmtl.api.v1 import visibility_pb2 as qmtl_dot_api_dot_v1_dot_visibility__pb2
 from qmtl.common.v1 import health_pb2 as qmtl_dot_common_dot_v1_dot_health__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(qmtl/dagmanager/v1/status_messages.proto\x12\x12qmtl.dagmanager.v1\x1a\x1bqmtl/common/v1/health.proto\"\x12\n\x10GetStatusRequest\"\x99\x01\n\x11GetStatusResponse\x12\x35\n\x06health\x18\x01 \x01(\x0b\x32\x1d.qmtl.common.v1.ServiceHealthR\x06health\x12,\n\x12\x63ompute_node_count\x18\x02 \x01(\x05R\x10\x63omputeNodeCount\x12\x1f\n\x0bqueue_count\x18\x03 \x01(\x05R\nqueueCountb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(qmtl/dagmanager/v1/status_messages.proto\x12\x12qmtl.dagmanager.v1\x1a\x1cqmtl/api/v1/visibility.proto\x1a\x1bqmtl/common/v1/health.proto\"\x12\n\x10GetStatusRequest\"\xa5\x01\n\x11GetStatusResponse\x12\x35\n\x06health\x18\x01 \x01(\x0b\x32\x1d.qmtl.common.v1.ServiceHealthR\x06health\x12\x32\n\x12\x63ompute_node_count\x18\x02 \x01(\x05\x42\x04\xd8\xf3\x18\x01R\x10\x63omputeNodeCount\x12%\n\x0bqueue_count\x18\x03 \x01(\x05\x42\x04\xd8\xf3\x18\x01R\nqueueCountb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'qmtl.dagmanager.v1.status_messages_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_GETSTATUSREQUEST']._serialized_start=93
-  _globals['_GETSTATUSREQUEST']._serialized_end=111
-  _globals['_GETSTATUSRESPONSE']._serialized_start=114
-  _globals['_GETSTATUSRESPONSE']._serialized_end=267
+  _globals['_GETSTATUSRESPONSE'].fields_by_name['compute_node_count']._loaded_options = None
+  _globals['_GETSTATUSRESPONSE'].fields_by_name['compute_node_count']._serialized_options = b'\330\363\030\001'
+  _globals['_GETSTATUSRESPONSE'].fields_by_name['queue_count']._loaded_options = None
+  _globals['_GETSTATUSRESPONSE'].fields_by_name['queue_count']._serialized_options = b'\330\363\030\001'
+  _globals['_GETSTATUSREQUEST']._serialized_start=123
+  _globals['_GETSTATUSREQUEST']._serialized_end=141
+  _globals['_GETSTATUSRESPONSE']._serialized_start=144
+  _globals['_GETSTATUSRESPONSE']._serialized_end=309
 # @@protoc_insertion_point(module_scope)

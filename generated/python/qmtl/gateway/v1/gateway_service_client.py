@@ -14,7 +14,12 @@ from __future__ import annotations
 
 from qmtl.gateway.v1.callback_messages_pb2 import ListCallbacksRequest, ListCallbacksResponse
 from qmtl.gateway.v1.event_messages_pb2 import ListEventsRequest, ListEventsResponse
-from qmtl.gateway.v1.health_messages_pb2 import GetHealthRequest, GetHealthResponse
+from qmtl.gateway.v1.health_messages_pb2 import (
+    GetHealthDetailRequest,
+    GetHealthDetailResponse,
+    GetHealthRequest,
+    GetHealthResponse,
+)
 from qmtl.gateway.v1.queue_messages_pb2 import GetQueuesByTagRequest, GetQueuesByTagResponse
 from qmtl.gateway.v1.strategy_messages_pb2 import (
     DryRunStrategyRequest,
@@ -129,6 +134,14 @@ _GET_HEALTH: Operation[GetHealthRequest, GetHealthResponse] = Operation(
     response=GetHealthResponse,
     internal=False,
 )
+_GET_HEALTH_DETAIL: Operation[GetHealthDetailRequest, GetHealthDetailResponse] = Operation(
+    name="qmtl.gateway.v1.GatewayService.GetHealthDetail",
+    method="GET",
+    path="/v1/gateway/internal/health",
+    body="",
+    response=GetHealthDetailResponse,
+    internal=True,
+)
 
 
 class GatewayServiceClient(SyncServiceClient):
@@ -191,8 +204,16 @@ class GatewayServiceClient(SyncServiceClient):
         return self._call(_LIST_CALLBACKS, request)
 
     def get_health(self, request: GetHealthRequest) -> GetHealthResponse:
-        """Reports Gateway's health and readiness; needs no authentication."""
+        """Reports Gateway's readiness; needs no authentication.
+
+        The public view: `health.service`, `health.state` and `health.ready`
+        only; fields marked `internal_only` are cleared before encoding."""
         return self._call(_GET_HEALTH, request)
+
+    def get_health_detail(self, request: GetHealthDetailRequest) -> GetHealthDetailResponse:
+        """Reports Gateway's full health: components, adapters, latencies, instance
+        and build identifiers (operators and peer services only)."""
+        return self._call(_GET_HEALTH_DETAIL, request)
 
 
 class AsyncGatewayServiceClient(AsyncServiceClient):
@@ -253,5 +274,13 @@ class AsyncGatewayServiceClient(AsyncServiceClient):
         return await self._call(_LIST_CALLBACKS, request)
 
     async def get_health(self, request: GetHealthRequest) -> GetHealthResponse:
-        """Reports Gateway's health and readiness; needs no authentication."""
+        """Reports Gateway's readiness; needs no authentication.
+
+        The public view: `health.service`, `health.state` and `health.ready`
+        only; fields marked `internal_only` are cleared before encoding."""
         return await self._call(_GET_HEALTH, request)
+
+    async def get_health_detail(self, request: GetHealthDetailRequest) -> GetHealthDetailResponse:
+        """Reports Gateway's full health: components, adapters, latencies, instance
+        and build identifiers (operators and peer services only)."""
+        return await self._call(_GET_HEALTH_DETAIL, request)

@@ -22,7 +22,12 @@ from starlette.routing import BaseRoute, Route
 
 from qmtl.gateway.v1.callback_messages_pb2 import ListCallbacksRequest, ListCallbacksResponse
 from qmtl.gateway.v1.event_messages_pb2 import ListEventsRequest, ListEventsResponse
-from qmtl.gateway.v1.health_messages_pb2 import GetHealthRequest, GetHealthResponse
+from qmtl.gateway.v1.health_messages_pb2 import (
+    GetHealthDetailRequest,
+    GetHealthDetailResponse,
+    GetHealthRequest,
+    GetHealthResponse,
+)
 from qmtl.gateway.v1.queue_messages_pb2 import GetQueuesByTagRequest, GetQueuesByTagResponse
 from qmtl.gateway.v1.strategy_messages_pb2 import (
     DryRunStrategyRequest,
@@ -40,7 +45,9 @@ from qmtl.gateway.v1.strategy_messages_pb2 import (
 )
 from qmtl.gateway.v1.work_messages_pb2 import GetWorkItemRequest, GetWorkItemResponse
 from qmtl.runtime import auth, codec
+from qmtl.runtime.http import declared_enums as _e
 from qmtl.runtime.http import params as _p
+from qmtl.runtime.http import redact as _r
 from qmtl.runtime.http import server as _s
 
 __all__ = [
@@ -50,6 +57,14 @@ __all__ = [
     "create_gateway_service_public_app",
     "create_gateway_service_internal_app",
 ]
+
+# What the public routes clear from their replies: fields marked (qmtl.api.v1.internal_only).
+_HIDDEN_QMTL_COMMON_V1_SERVICE_HEALTH = _r.Hidden(
+    clear=("components", "instance_id", "version", "contract_version", "started_at"),
+)
+_HIDDEN_QMTL_GATEWAY_V1_GET_HEALTH_RESPONSE = _r.Hidden(
+    nested=(("health", _HIDDEN_QMTL_COMMON_V1_SERVICE_HEALTH),),
+)
 
 
 class GatewayServiceHandler(Protocol):
@@ -143,7 +158,17 @@ class GatewayServiceHandler(Protocol):
     async def get_health(
         self, request: GetHealthRequest, principal: auth.Principal | None
     ) -> GetHealthResponse | _s.Reply[GetHealthResponse]:
-        """Reports Gateway's health and readiness; needs no authentication."""
+        """Reports Gateway's readiness; needs no authentication.
+
+        The public view: `health.service`, `health.state` and `health.ready`
+        only; fields marked `internal_only` are cleared before encoding."""
+        ...
+
+    async def get_health_detail(
+        self, request: GetHealthDetailRequest, principal: auth.Principal | None
+    ) -> GetHealthDetailResponse | _s.Reply[GetHealthDetailResponse]:
+        """Reports Gateway's full health: components, adapters, latencies, instance
+        and build identifiers (operators and peer services only)."""
         ...
 
 
@@ -262,6 +287,10 @@ _LIST_CALLBACKS = _s.Binding(
 _GET_HEALTH_SCOPES: tuple[str, ...] = ()
 _GET_HEALTH = _s.Binding(
     GetHealthRequest,
+)
+_GET_HEALTH_DETAIL_SCOPES: tuple[str, ...] = ("health:read",)
+_GET_HEALTH_DETAIL = _s.Binding(
+    GetHealthDetailRequest,
 )
 
 
@@ -407,7 +436,8 @@ def gateway_service_public_routes(
                 request.path_params, request.scope["query_string"]
             )
             reply = await handler.get_health(message, principal)
-            return _s.respond(reply, encoding)
+            public = _r.public_view(reply, _HIDDEN_QMTL_GATEWAY_V1_GET_HEALTH_RESPONSE)
+            return _s.respond(public, encoding)
         except Exception as exc:
             return _s.error_response(exc, headers.accept)
 
@@ -487,6 +517,7 @@ def gateway_service_internal_routes(
                 await request.body(),
                 headers.content_type,
             )
+            _e.check_declared(message)
             reply = await handler.submit_strategy(message, principal)
             return _s.respond(reply, encoding)
         except Exception as exc:
@@ -507,6 +538,7 @@ def gateway_service_internal_routes(
                 await request.body(),
                 headers.content_type,
             )
+            _e.check_declared(message)
             reply = await handler.dry_run_strategy(message, principal)
             return _s.respond(reply, encoding)
         except Exception as exc:
@@ -527,7 +559,25 @@ def gateway_service_internal_routes(
                 await request.body(),
                 headers.content_type,
             )
+            _e.check_declared(message)
             reply = await handler.retry_strategy(message, principal)
+            return _s.respond(reply, encoding)
+        except Exception as exc:
+            return _s.error_response(exc, headers.accept)
+
+    async def serve_get_health_detail(request: Request) -> Response:
+        headers = _s.request_headers(request.scope)
+        try:
+            principal = await auth.authenticate(
+                headers.authorization,
+                verifier,
+                _GET_HEALTH_DETAIL_SCOPES,
+            )
+            encoding = codec.negotiate(headers.accept)
+            message = _GET_HEALTH_DETAIL.from_parameters(
+                request.path_params, request.scope["query_string"]
+            )
+            reply = await handler.get_health_detail(message, principal)
             return _s.respond(reply, encoding)
         except Exception as exc:
             return _s.error_response(exc, headers.accept)
@@ -550,6 +600,12 @@ def gateway_service_internal_routes(
             serve_retry_strategy,
             methods=["POST"],
             name="qmtl.gateway.v1.GatewayService.RetryStrategy",
+        ),
+        Route(
+            "/v1/gateway/internal/health",
+            serve_get_health_detail,
+            methods=["GET"],
+            name="qmtl.gateway.v1.GatewayService.GetHealthDetail",
         ),
     ]
 

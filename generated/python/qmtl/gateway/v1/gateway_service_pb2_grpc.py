@@ -102,6 +102,11 @@ class GatewayServiceStub:
                 request_serializer=qmtl_dot_gateway_dot_v1_dot_health__messages__pb2.GetHealthRequest.SerializeToString,
                 response_deserializer=qmtl_dot_gateway_dot_v1_dot_health__messages__pb2.GetHealthResponse.FromString,
                 _registered_method=True)
+        self.GetHealthDetail = channel.unary_unary(
+                '/qmtl.gateway.v1.GatewayService/GetHealthDetail',
+                request_serializer=qmtl_dot_gateway_dot_v1_dot_health__messages__pb2.GetHealthDetailRequest.SerializeToString,
+                response_deserializer=qmtl_dot_gateway_dot_v1_dot_health__messages__pb2.GetHealthDetailResponse.FromString,
+                _registered_method=True)
 
 
 class GatewayServiceServicer:
@@ -197,7 +202,18 @@ class GatewayServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetHealth(self, request, context):
-        """Reports Gateway's health and readiness; needs no authentication.
+        """Reports Gateway's readiness; needs no authentication.
+
+        The public view: `health.service`, `health.state` and `health.ready`
+        only; fields marked `internal_only` are cleared before encoding.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetHealthDetail(self, request, context):
+        """Reports Gateway's full health: components, adapters, latencies, instance
+        and build identifiers (operators and peer services only).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -260,6 +276,11 @@ def add_GatewayServiceServicer_to_server(servicer, server):
                     servicer.GetHealth,
                     request_deserializer=qmtl_dot_gateway_dot_v1_dot_health__messages__pb2.GetHealthRequest.FromString,
                     response_serializer=qmtl_dot_gateway_dot_v1_dot_health__messages__pb2.GetHealthResponse.SerializeToString,
+            ),
+            'GetHealthDetail': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetHealthDetail,
+                    request_deserializer=qmtl_dot_gateway_dot_v1_dot_health__messages__pb2.GetHealthDetailRequest.FromString,
+                    response_serializer=qmtl_dot_gateway_dot_v1_dot_health__messages__pb2.GetHealthDetailResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -566,6 +587,33 @@ class GatewayService:
             '/qmtl.gateway.v1.GatewayService/GetHealth',
             qmtl_dot_gateway_dot_v1_dot_health__messages__pb2.GetHealthRequest.SerializeToString,
             qmtl_dot_gateway_dot_v1_dot_health__messages__pb2.GetHealthResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetHealthDetail(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/qmtl.gateway.v1.GatewayService/GetHealthDetail',
+            qmtl_dot_gateway_dot_v1_dot_health__messages__pb2.GetHealthDetailRequest.SerializeToString,
+            qmtl_dot_gateway_dot_v1_dot_health__messages__pb2.GetHealthDetailResponse.FromString,
             options,
             channel_credentials,
             insecure,

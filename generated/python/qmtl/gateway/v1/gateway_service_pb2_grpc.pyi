@@ -84,7 +84,15 @@ class GatewayServiceStub:
     (operators and services only).
     """
     GetHealth: _grpc.UnaryUnaryMultiCallable[_health_messages_pb2.GetHealthRequest, _health_messages_pb2.GetHealthResponse]
-    """Reports Gateway's health and readiness; needs no authentication."""
+    """Reports Gateway's readiness; needs no authentication.
+
+    The public view: `health.service`, `health.state` and `health.ready`
+    only; fields marked `internal_only` are cleared before encoding.
+    """
+    GetHealthDetail: _grpc.UnaryUnaryMultiCallable[_health_messages_pb2.GetHealthDetailRequest, _health_messages_pb2.GetHealthDetailResponse]
+    """Reports Gateway's full health: components, adapters, latencies, instance
+    and build identifiers (operators and peer services only).
+    """
 
 @_typing.type_check_only
 class GatewayServiceAsyncStub(GatewayServiceStub):
@@ -136,7 +144,15 @@ class GatewayServiceAsyncStub(GatewayServiceStub):
     (operators and services only).
     """
     GetHealth: _aio.UnaryUnaryMultiCallable[_health_messages_pb2.GetHealthRequest, _health_messages_pb2.GetHealthResponse]  # type: ignore[assignment]
-    """Reports Gateway's health and readiness; needs no authentication."""
+    """Reports Gateway's readiness; needs no authentication.
+
+    The public view: `health.service`, `health.state` and `health.ready`
+    only; fields marked `internal_only` are cleared before encoding.
+    """
+    GetHealthDetail: _aio.UnaryUnaryMultiCallable[_health_messages_pb2.GetHealthDetailRequest, _health_messages_pb2.GetHealthDetailResponse]  # type: ignore[assignment]
+    """Reports Gateway's full health: components, adapters, latencies, instance
+    and build identifiers (operators and peer services only).
+    """
 
 class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
     """GatewayService accepts strategy submissions and serves read-only views of
@@ -251,6 +267,20 @@ class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _health_messages_pb2.GetHealthRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_health_messages_pb2.GetHealthResponse, _abc.Awaitable[_health_messages_pb2.GetHealthResponse]]:
-        """Reports Gateway's health and readiness; needs no authentication."""
+        """Reports Gateway's readiness; needs no authentication.
+
+        The public view: `health.service`, `health.state` and `health.ready`
+        only; fields marked `internal_only` are cleared before encoding.
+        """
+
+    @_abc_1.abstractmethod
+    def GetHealthDetail(
+        self,
+        request: _health_messages_pb2.GetHealthDetailRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_health_messages_pb2.GetHealthDetailResponse, _abc.Awaitable[_health_messages_pb2.GetHealthDetailResponse]]:
+        """Reports Gateway's full health: components, adapters, latencies, instance
+        and build identifiers (operators and peer services only).
+        """
 
 def add_GatewayServiceServicer_to_server(servicer: GatewayServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -26,7 +26,7 @@ _sym_db = _symbol_database.Default()
 from qmtl.common.v1 import health_pb2 as qmtl_dot_common_dot_v1_dot_health__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%qmtl/gateway/v1/health_messages.proto\x12\x0fqmtl.gateway.v1\x1a\x1bqmtl/common/v1/health.proto\"\x12\n\x10GetHealthRequest\"J\n\x11GetHealthResponse\x12\x35\n\x06health\x18\x01 \x01(\x0b\x32\x1d.qmtl.common.v1.ServiceHealthR\x06healthb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%qmtl/gateway/v1/health_messages.proto\x12\x0fqmtl.gateway.v1\x1a\x1bqmtl/common/v1/health.proto\"\x12\n\x10GetHealthRequest\"J\n\x11GetHealthResponse\x12\x35\n\x06health\x18\x01 \x01(\x0b\x32\x1d.qmtl.common.v1.ServiceHealthR\x06health\"\x18\n\x16GetHealthDetailRequest\"P\n\x17GetHealthDetailResponse\x12\x35\n\x06health\x18\x01 \x01(\x0b\x32\x1d.qmtl.common.v1.ServiceHealthR\x06healthb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,4 +37,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETHEALTHREQUEST']._serialized_end=105
   _globals['_GETHEALTHRESPONSE']._serialized_start=107
   _globals['_GETHEALTHRESPONSE']._serialized_end=181
+  _globals['_GETHEALTHDETAILREQUEST']._serialized_start=183
+  _globals['_GETHEALTHDETAILREQUEST']._serialized_end=207
+  _globals['_GETHEALTHDETAILRESPONSE']._serialized_start=209
+  _globals['_GETHEALTHDETAILRESPONSE']._serialized_end=289
 # @@protoc_insertion_point(module_scope)

@@ -62,3 +62,52 @@ class GetHealthResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetHealthResponse: _TypeAlias = GetHealthResponse  # noqa: Y015
+
+@_typing.final
+class GetHealthDetailRequest(_message.Message):
+    """GetHealthDetailRequest asks for Gateway's full health report; it has no
+    parameters.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetHealthDetailRequest: _TypeAlias = GetHealthDetailRequest  # noqa: Y015
+
+@_typing.final
+class GetHealthDetailResponse(_message.Message):
+    """GetHealthDetailResponse is Gateway's full health report, internal fields
+    included.
+
+    Always served with HTTP 200, like GetHealthResponse.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HEALTH_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def health(self) -> _health_pb2.ServiceHealth:
+        """Health of Gateway and its backends, with components, instance and build
+        identifiers.
+        """
+
+    def __init__(
+        self,
+        *,
+        health: _health_pb2.ServiceHealth | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["health", b"health"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["health", b"health"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetHealthDetailResponse: _TypeAlias = GetHealthDetailResponse  # noqa: Y015

@@ -53,7 +53,8 @@ class SubmitStrategyRequest(_message.Message):
     """Display name of the strategy."""
     idempotency_key: _builtins.str
     """Client retry key: a repeat with the same key returns the first
-    submission's response instead of E_DUPLICATE.
+    submission's response instead of E_DUPLICATE; a repeat with the same key
+    and a different payload is E_IDEMPOTENCY_CONFLICT.
     """
     callback_url: _builtins.str
     """URL that Gateway POSTs StrategyStateChanged and DagChanged events to

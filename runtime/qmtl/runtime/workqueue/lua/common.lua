@@ -37,6 +37,17 @@ local function int(x)
   return string.format('%d', x)
 end
 
+-- unpack() fails ("too many results to unpack") past Lua's C stack limit of about 8,000
+-- values, so variadic commands are sent in slices. Even, so a ZADD slice never splits a
+-- score from its member; small, so each slice is a cheap command of its own.
+local UNPACK_SLICE = 1000
+
+local function call_sliced(command, key, values)
+  for first = 1, #values, UNPACK_SLICE do
+    redis.call(command, key, unpack(values, first, math.min(first + UNPACK_SLICE - 1, #values)))
+  end
+end
+
 -- A job's `token` is its latest lease's; `ended` says how that lease ended ('complete',
 -- 'fail', 'release', 'reap'). A call carrying the latest token on a job no longer LEASED is
 -- therefore either a repeat of the call that ended the lease (answered as before, changing

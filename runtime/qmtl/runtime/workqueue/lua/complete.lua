@@ -28,7 +28,5 @@ for i = 4, #ARGV, 3 do
   end
   answers[#answers + 1] = answer
 end
-if #done > 0 then
-  redis.call('ZREM', leased, unpack(done))
-end
+call_sliced('ZREM', leased, done)
 return answers

@@ -42,7 +42,5 @@ for i = 1, #popped, 2 do
     out[#out + 1] = tonumber(fields[2])
   end
 end
-if n > 0 then
-  redis.call('ZADD', leased, unpack(held))
-end
+call_sliced('ZADD', leased, held)
 return out

@@ -1,0 +1,84 @@
+"""How the Redis adapter talks to Redis: every call under one deadline, retried only on a broken
+connection, and every failure turned into a work-queue error.
+
+A server that accepts connections but never answers (paused, overloaded, a half-open TCP
+connection) would otherwise hold a caller for as long as the socket layer lets it: redis-py's
+own socket timeout (5 s by default) multiplied by its retries came to ~31 s per call. The
+deadline here (`QueueSettings.call_timeout`) covers the whole call, retries and reconnects
+included, whatever client the adapter was given; `client_for_url` also sets the socket timeouts
+so a call never outlives its deadline inside the socket layer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from typing import NoReturn, TypeVar
+
+import redis.asyncio as redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ReadOnlyError, RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from .errors import QueueUnavailableError, WorkQueueError
+
+T = TypeVar("T")
+
+# Server replies that mean "not now" rather than "never": out of memory, busy script,
+# read-only replica during a failover, still loading the dataset after a restart.
+_TRANSIENT_REPLIES = ("OOM", "BUSY", "LOADING", "MASTERDOWN", "TRYAGAIN", "READONLY")
+
+
+def connection_retry() -> Retry:
+    """Retries a command on a broken connection, e.g. a pooled one that died in a Redis restart.
+
+    Safe for every script: enqueue finds its own job by key, settling repeats are no-ops, extend
+    only moves a deadline. A lease retried after a lost reply can leave one orphan lease, which
+    expires and is reaped like a crashed worker's; the job is neither lost nor held twice.
+
+    Timeouts are not retried: a server that did not answer once will most likely not answer the
+    next attempt either, and each attempt would cost another full timeout. The caller (worker,
+    reaper) backs off and tries again instead.
+    """
+    return Retry(
+        ExponentialWithJitterBackoff(base=0.05, cap=1.0),
+        retries=5,
+        supported_errors=(RedisConnectionError,),
+    )
+
+
+def client_for_url(url: str, timeout: float) -> redis.Redis:
+    """A bytes client whose connect and read timeouts are the queue's call timeout."""
+    return redis.Redis.from_url(
+        url,
+        decode_responses=False,
+        retry=connection_retry(),
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+    )
+
+
+def raise_for_redis_error(exc: RedisError) -> NoReturn:
+    if isinstance(exc, RedisConnectionError | RedisTimeoutError | ReadOnlyError):
+        raise QueueUnavailableError(f"Redis is unavailable: {exc}") from exc
+    if isinstance(exc, ResponseError) and str(exc).startswith(_TRANSIENT_REPLIES):
+        raise QueueUnavailableError(f"Redis refused the operation for now: {exc}") from exc
+    raise WorkQueueError(f"Redis rejected a work-queue operation: {exc}") from exc
+
+
+async def bounded(call: Awaitable[T], within: float) -> T:
+    """Awaits one Redis call for at most `within` seconds.
+
+    A call cut short may still have run on the server (its reply was what timed out); every
+    script is safe to repeat for that reason (see connection_retry). redis-py drops the
+    connection of a cancelled call, so no late reply is ever read as another call's answer.
+    """
+    try:
+        async with asyncio.timeout(within):
+            return await call
+    except TimeoutError as exc:
+        raise QueueUnavailableError(f"Redis did not answer within {within:g}s") from exc
+    except RedisError as exc:
+        raise_for_redis_error(exc)
