@@ -19,7 +19,8 @@ A `Style` adds what one audience needs on top of that canonical form:
 - SERVER (the OpenAPI documents, which describe one server as it answers): objects are closed,
   as the routers refuse a JSON field the message does not have, and list the proto field name
   of each field as an alias, which the proto3 JSON parsers read too; enums also take the
-  numbers of their declared values, which the routers accept. Other lenient forms of protobuf's
+  numbers of their declared values, which the routers accept; a field that is not REQUIRED
+  also takes `null` (proto3 JSON's spelling of its default). Other lenient forms of protobuf's
   JSON parser (numbers for 64-bit integers, digits in strings) stay undescribed so that
   producers write one form.
 - PUBLIC_SERVER: SERVER without the fields marked `(qmtl.api.v1.internal_only)`, which public
@@ -39,6 +40,7 @@ from google.protobuf import descriptor, descriptor_pb2
 from qmtl_codegen import options
 from qmtl_codegen.decimal_range import INT64_RANGE_PATTERN, UINT64_RANGE_PATTERN
 from qmtl_codegen.descriptors import Schema
+from qmtl_codegen.wellknown_patterns import DURATION_PATTERN, TIMESTAMP_PATTERN
 
 JsonObject = dict[str, Any]
 # Turns a message or enum full name into the value of a `$ref` pointing at its definition.
@@ -50,8 +52,6 @@ WELL_KNOWN = "google.protobuf."
 # Map keys of 64-bit types stay unbounded digit strings; values carry the exact range.
 INT64_PATTERN = r"^-?[0-9]+$"
 UINT64_PATTERN = r"^[0-9]+$"
-# protobuf's Duration JSON form, seconds with up to nine fractional digits: "1.5s", "-0.000001s".
-DURATION_PATTERN = r"^-?[0-9]+(\.[0-9]{1,9})?s$"
 # Standard or URL-safe base64, padding optional: what protobuf's parsers accept.
 BASE64_PATTERN = r"^[A-Za-z0-9+/_-]*={0,2}$"
 # JSON numbers cannot hold these float values; protobuf writes them as strings.
@@ -183,7 +183,7 @@ def well_known(desc: descriptor.Descriptor) -> JsonObject | None:
         return nullable(scalar(wrapped_value(desc)))
     name = desc.full_name.removeprefix(WELL_KNOWN)
     special: dict[str, JsonObject] = {
-        "Timestamp": {"type": "string", "format": "date-time"},
+        "Timestamp": {"type": "string", "format": "date-time", "pattern": TIMESTAMP_PATTERN},
         "Duration": {"type": "string", "pattern": DURATION_PATTERN},
         "FieldMask": {"type": "string"},
         # Free-form JSON: Struct is any object, Value any JSON value, ListValue any array.
@@ -259,6 +259,10 @@ class JsonMapping:
     def field(self, fld: descriptor.FieldDescriptor) -> JsonObject:
         """A property of a message schema: the field's shape with its documentation."""
         schema = self.shape(fld)
+        if self.style.closed and not self.required(fld) and not _admits_null(schema):
+            # proto3 JSON: `null` is the field's default, which the routers read like an
+            # absent field; only a REQUIRED field's null is refused (422, as when absent).
+            schema = {"anyOf": [schema, {"type": "null"}]}
         notes = [self.schema.comment(fld.full_name)]
         oneof = fld.containing_oneof
         if oneof is not None and oneof in real_oneofs(fld.containing_type):
@@ -287,10 +291,12 @@ class JsonMapping:
             schema["properties"][fld.name] = self.alias(desc, fld)
         if self.style.closed:
             schema["additionalProperties"] = False
-        # The canonical spelling is the one documented as required, also where an alias exists.
-        required = [json_name(f) for f in fields if self.required(f)]
-        if required:
-            schema["required"] = required
+        # A REQUIRED field with an alias is there under either spelling (the parsers read
+        # both); the others are listed under `required`.
+        required = [f for f in fields if self.required(f)]
+        either = [f for f in required if f in aliased]
+        if len(either) < len(required):
+            schema["required"] = [json_name(f) for f in required if f not in aliased]
         choices = [o for o in real_oneofs(desc) if len(o.fields) > 1]
         choices = [o for o in choices if all(self.visible(f) for f in o.fields)]
         if choices:
@@ -298,6 +304,10 @@ class JsonMapping:
             schema["allOf"] = [_at_most_one(o) for o in choices]
         if aliased:
             schema.setdefault("allOf", []).append(_one_spelling(aliased))
+        for fld in either:
+            spellings = [{"required": [name]} for name in (json_name(fld), fld.name)]
+            text = f"`{json_name(fld)}` is REQUIRED, under its JSON name or its proto name."
+            schema.setdefault("allOf", []).append({"description": text, "anyOf": spellings})
         return schema
 
     def alias(self, desc: descriptor.Descriptor, fld: descriptor.FieldDescriptor) -> JsonObject:
@@ -332,6 +342,14 @@ class JsonMapping:
         if isinstance(named, descriptor.EnumDescriptor):
             return self.enum(named)
         return self.message(named)
+
+
+def _admits_null(schema: JsonObject) -> bool:
+    """Whether a value schema already takes `null` (wrappers, Value, NullValue)."""
+    kind = schema.get("type", [])
+    branches = schema.get("anyOf", [])
+    listed = kind == "null" or (isinstance(kind, list) and "null" in kind)
+    return not schema or listed or any(map(_admits_null, branches))
 
 
 def _document(schema: JsonObject, description: str, deprecated: bool) -> None:

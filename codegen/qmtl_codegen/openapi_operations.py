@@ -183,44 +183,59 @@ class OperationBuilder:
         return {"description": text or "OK", "content": self.message_content(response)}
 
     def request_body(self, op: Operation) -> JsonObject:
+        """The request body: required exactly when `{}`, the empty message, is not valid.
+
+        An absent body is the empty message in either encoding (zero bytes of protobuf), so
+        the routers read it like `{}`: a 422 when the body part has REQUIRED fields, otherwise
+        a request like any other (docs/api/HTTP.md).
+        """
         request = op.method.input_type
         if op.binding.body == "*":
             text = self.schema.comment(request.full_name)
-            body_content = content(request.full_name, self.whole_request(op))
+            json_schema = self.whole_request(op)
+            body_message = request
+            bound = _top_level_path_fields(op)
         else:
             fld = _field_at(request, op.binding.body, op)
             text = self.schema.comment(fld.full_name)
-            body_content = self.field_content(fld, op)
+            json_schema = self.field_content(fld, op)[JSON]["schema"]
+            body_message = fld.message_type
+            bound = set()
+        required = any(
+            self.mapping.required(f) and f.name not in bound
+            for f in self.mapping.fields(body_message)
+        )
         body: JsonObject = {"description": text} if text else {}
-        return {**body, "required": True, "content": body_content}
+        body_content = content(body_message.full_name, json_schema)
+        return {**body, "required": required, "content": body_content}
 
     def whole_request(self, op: Operation) -> JsonObject:
         """The JSON schema of a `body: "*"` request.
 
-        Fields bound to the path come from the path, so the body may leave them out even when
-        they are REQUIRED: such a request gets its message schema inline, with those fields
-        dropped from `required` (grpc-gateway instead invents a `<Rpc>Body` message).
+        As google.api.http defines it, the fields bound to the path are not part of the body:
+        such a request gets its message schema inline without them, so the closed object
+        forbids them, and the routers refuse them with 400 (grpc-gateway instead invents a
+        `<Rpc>Body` message).
         """
         request = op.method.input_type
-        in_path = {
-            json_name(request.fields_by_name[name])
-            for name in op.binding.path_parameters
-            if name in request.fields_by_name
-        }
-        schema = self.mapping.message(request)
-        for name in in_path:
-            # Left out or empty, the field takes the path's value: no emptiness constraint.
-            for keyword in ("minLength", "minItems", "minProperties", "const", "not"):
-                schema["properties"][name].pop(keyword, None)
-        required = [name for name in schema.get("required", []) if name not in in_path]
-        if required == schema.get("required", []):
+        bound = _top_level_path_fields(op)
+        if not bound:
             return {"$ref": self.mapping.ref(request.full_name)}
+        schema = self.mapping.message(request)
+        names = set()
+        for name in bound:
+            fld = request.fields_by_name[name]
+            names |= {fld.name, json_name(fld)}
+        for name in names:
+            schema["properties"].pop(name, None)
+        required = [name for name in schema.get("required", []) if name not in names]
         if required:
             schema["required"] = required
         else:
-            del schema["required"]
-        listed = ", ".join(f"`{name}`" for name in sorted(in_path))
-        note = f"Fields bound to the path ({listed}) may be left out; if sent they must equal it."
+            schema.pop("required", None)
+        _drop_constraints_on(schema, names)
+        listed = ", ".join(f"`{json_name(request.fields_by_name[n])}`" for n in sorted(bound))
+        note = f"Fields bound to the path ({listed}) are not part of the body (400 if sent)."
         schema["description"] = "\n\n".join(p for p in (schema.get("description"), note) if p)
         return schema
 
@@ -343,6 +358,52 @@ def _field_at(
         current = fld.message_type
     assert fld is not None
     return fld
+
+
+def _top_level_path_fields(op: Operation) -> set[str]:
+    """The path-bound fields of a `body: "*"` request, which its body leaves out.
+
+    Only top-level fields: a nested one would need the enclosing message's schema rewritten
+    too, and no rpc binds one together with a whole-request body.
+    """
+    found = set()
+    for name in op.binding.path_parameters:
+        if "." in name:
+            raise GeneratorError(
+                f"{op.method.full_name}: path variable {name} is nested, which a "
+                'body: "*" rule does not support'
+            )
+        found.add(name)
+    return found
+
+
+def _drop_constraints_on(schema: JsonObject, names: set[str]) -> None:
+    """Removes the constraints on the properties `names`, which no longer exist.
+
+    Those are the oneof and alias ones (`not: {anyOf: [{required: [...]}]}`, branch by
+    branch), a REQUIRED alias's `anyOf` of its spellings (whole), and `x-oneof` members.
+    """
+    kept = []
+    for constraint in schema.get("allOf", []):
+        if "not" not in constraint:
+            if not any(names & set(c["required"]) for c in constraint["anyOf"]):
+                kept.append(constraint)
+            continue
+        choices = [c for c in constraint["not"]["anyOf"] if not names & set(c["required"])]
+        if choices:
+            kept.append({**constraint, "not": {"anyOf": choices}})
+    if kept:
+        schema["allOf"] = kept
+    else:
+        schema.pop("allOf", None)
+    oneofs = {
+        oneof: [m for m in members if m not in names]
+        for oneof, members in schema.get("x-oneof", {}).items()
+    }
+    if any(oneofs.values()):
+        schema["x-oneof"] = {oneof: members for oneof, members in oneofs.items() if members}
+    else:
+        schema.pop("x-oneof", None)
 
 
 def _has_required(mapping: JsonMapping, desc: descriptor.Descriptor, seen: set[str]) -> bool:

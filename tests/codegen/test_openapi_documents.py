@@ -20,9 +20,9 @@ from openapi_spec_validator.validation.validators import OpenAPIV31SpecValidator
 
 from qmtl_codegen import options
 from qmtl_codegen.descriptors import Schema
-from qmtl_codegen.jsonmapping import DURATION_PATTERN
 from qmtl_codegen.openapi import area_of, generate
 from qmtl_codegen.plugin import GeneratorError
+from qmtl_codegen.wellknown_patterns import DURATION_PATTERN, TIMESTAMP_PATTERN
 from tests.codegen.conftest import ROOT
 from tests.codegen.test_jsonschema_mapping import compile_probe
 
@@ -124,7 +124,7 @@ def test_internal_documents_hold_exactly_the_internal_rpcs_with_security(
         assert operation["x-qmtl-required-scopes"] == list(expected[name].scopes)
         assert {"401", "403"} <= set(operation["responses"])
         if verb == "post":
-            assert operation["requestBody"]["required"] is True
+            assert "content" in operation["requestBody"]
             assert {"413", "415"} <= set(operation["responses"])
         else:
             assert "requestBody" not in operation
@@ -197,8 +197,12 @@ def test_get_queues_by_tag(docs: dict[str, Document]) -> None:
     }
     schemas = docs["gateway.public.openapi.json"]["components"]["schemas"]
     descriptor = schemas["qmtl.dag.v1.QueueDescriptor"]["properties"]
-    assert descriptor["global"]["type"] == "boolean"
+    # Not REQUIRED, so `null` (proto3 JSON's spelling of the default) is accepted too.
+    assert descriptor["global"]["anyOf"] == [{"type": "boolean"}, {"type": "null"}]
     assert "isGlobal" not in descriptor
+    diff = docs["dagmanager.internal.openapi.json"]["components"]["schemas"]
+    dag = diff["qmtl.dagmanager.v1.DiffRequest"]["properties"]["dag"]
+    assert "anyOf" not in dag, "a REQUIRED field's null is refused (422), so not documented"
 
 
 def test_path_parameters_and_not_found(docs: dict[str, Document]) -> None:
@@ -218,7 +222,11 @@ def test_path_parameters_and_not_found(docs: dict[str, Document]) -> None:
 def test_well_known_query_parameters(docs: dict[str, Document]) -> None:
     events = op(docs, "gateway.public.openapi.json", "GatewayService_ListEvents")
     since = {p["name"]: p for p in events["parameters"]}["since"]
-    assert since["schema"] == {"type": "string", "format": "date-time"}
+    assert since["schema"] == {
+        "type": "string",
+        "format": "date-time",
+        "pattern": TIMESTAMP_PATTERN,
+    }
 
 
 def test_request_bodies_take_both_encodings(docs: dict[str, Document]) -> None:
@@ -235,17 +243,54 @@ def test_request_bodies_take_both_encodings(docs: dict[str, Document]) -> None:
     assert "parameters" not in submit
     schemas = docs["gateway.internal.openapi.json"]["components"]["schemas"]
     wait = schemas["qmtl.gateway.v1.SubmitStrategyRequest"]["properties"]["waitTimeout"]
-    assert wait["pattern"] == DURATION_PATTERN
+    assert wait["anyOf"] == [{"type": "string", "pattern": DURATION_PATTERN}, {"type": "null"}]
 
 
-def test_a_path_bound_field_may_be_left_out_of_the_body(docs: dict[str, Document]) -> None:
+def test_a_path_bound_field_is_not_part_of_the_body(docs: dict[str, Document]) -> None:
+    # google.api.http: with `body: "*"` the body is every field the path does not bind.
     retry = op(docs, "gateway.internal.openapi.json", "GatewayService_RetryStrategy")
     assert retry["parameters"][0]["name"] == "strategy_id"
     body = retry["requestBody"]["content"]["application/json"]["schema"]
-    assert body["properties"]["strategyId"]["type"] == "string"
+    assert body["properties"] == {}
+    assert body["additionalProperties"] is False
     assert "required" not in body
-    assert Draft202012Validator(body).is_valid({})
+    assert "allOf" not in body, "no alias constraint naming a dropped property"
+    validator = Draft202012Validator(body)
+    assert validator.is_valid({})
+    assert not validator.is_valid({"strategyId": "s-1"})
+    assert not validator.is_valid({"strategy_id": "s-1"})
     assert {"404", "415", "422"} <= set(retry["responses"])
+
+
+def demands_a_field(schema: Document) -> bool:
+    """Whether `{}` fails an object schema: `required`, or a REQUIRED alias's two spellings."""
+    either = [c for c in schema.get("allOf", []) if "anyOf" in c]
+    return "required" in schema or any(all("required" in b for b in c["anyOf"]) for c in either)
+
+
+def test_a_body_is_required_exactly_when_the_empty_message_is_invalid(
+    docs: dict[str, Document],
+) -> None:
+    # An absent body is the empty message in either encoding (HTTP.md).
+    bodies = 0
+    for name in ("gateway.internal.openapi.json", "dagmanager.internal.openapi.json"):
+        for item in docs[name]["paths"].values():
+            for operation in item.values():
+                if "requestBody" not in operation:
+                    continue
+                bodies += 1
+                body = operation["requestBody"]
+                schema = body["content"]["application/json"]["schema"]
+                if "$ref" in schema:
+                    ref = schema["$ref"].removeprefix("#/components/schemas/")
+                    schema = docs[name]["components"]["schemas"][ref]
+                assert body["required"] == demands_a_field(schema), operation["operationId"]
+    assert bodies >= 6
+    gc = op(docs, "dagmanager.internal.openapi.json", "DagManagerService_TriggerGc")
+    submit = op(docs, "gateway.internal.openapi.json", "GatewayService_SubmitStrategy")
+    retry = op(docs, "gateway.internal.openapi.json", "GatewayService_RetryStrategy")
+    assert (gc["requestBody"]["required"], retry["requestBody"]["required"]) == (False, False)
+    assert submit["requestBody"]["required"] is True
 
 
 def test_error_responses_are_error_details(docs: dict[str, Document]) -> None:

@@ -47,7 +47,7 @@ class PropertyViolation(AssertionError):
 
 
 class UnwritableRequest(PropertyViolation):
-    """A body decoded to a request that the other encoding cannot carry (known_defects.py)."""
+    """A body decoded to a request that the other encoding cannot carry (a 500 in a handler)."""
 
 
 def _expect(exc: QmtlError, allowed: frozenset[Code], what: str) -> None:

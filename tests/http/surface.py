@@ -8,6 +8,7 @@ generator forgot shows up as a failing request, not as a missing test.
 
 from __future__ import annotations
 
+import copy
 import importlib
 import json
 import re
@@ -147,6 +148,24 @@ def fixture_json(full_name: str) -> dict[str, Any]:
 
 def request_fixture(op: Op) -> message.Message:
     return op.request_class.FromString(fixture_bytes(op.method.input_type.full_name))
+
+
+def body_message(op: Op, request: message.Message | None = None) -> message.Message:
+    """The body of a `body: "*"` op: its request (the fixture by default) minus the fields
+    the path binds, which google.api.http leaves out of the body (docs/api/HTTP.md)."""
+    body = request_fixture(op) if request is None else copy.deepcopy(request)
+    for dotted in op.path_fields:
+        *parents, last = dotted.split(".")
+        holder = body
+        for name in parents:
+            holder = getattr(holder, name)
+        holder.ClearField(last)
+    return body
+
+
+def body_json(op: Op) -> dict[str, Any]:
+    """The JSON body of a `body: "*"` op: its fixture's JSON without path-bound fields."""
+    return json_format.MessageToDict(body_message(op))
 
 
 def response_fixture(op: Op) -> message.Message:

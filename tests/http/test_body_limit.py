@@ -26,7 +26,7 @@ from tests.http.surface import (
     INTERNAL,
     Op,
     auth_headers,
-    fixture_json,
+    body_json,
     ids,
     request_fixture,
     url_path,
@@ -75,7 +75,7 @@ def error_of(response: httpx.Response) -> ErrorDetail:
 
 def padded_json(op: Op, size: int) -> bytes:
     """The op's JSON request fixture, padded with trailing spaces to exactly `size` bytes."""
-    text = json.dumps(fixture_json(op.method.input_type.full_name)).encode()
+    text = json.dumps(body_json(op)).encode()
     assert len(text) < size
     return text + b" " * (size - len(text))
 

@@ -28,7 +28,7 @@ from tests.http.surface import (
     INTERNAL,
     Op,
     auth_headers,
-    fixture_json,
+    body_json,
     ids,
     request_fixture,
     url_path,
@@ -92,7 +92,7 @@ def replaced(document: Any, path: tuple[str | int, ...], new: Any) -> Any:
 
 
 def fixture_document(op: Op) -> Any:
-    return fixture_json(op.method.input_type.full_name)
+    return body_json(op)
 
 
 async def post_json(client: httpx.AsyncClient, op: Op, document: Any) -> httpx.Response:

@@ -4,7 +4,8 @@ The checks are derived from the document, not written per route: for every opera
 document an app serves at /openapi.json, and every constraint the document states on a query
 parameter, a path parameter or a JSON body field (enum names and numbers, integer ranges,
 64-bit integers as range-limited decimal strings, `minLength` of REQUIRED strings, closed
-objects), a value just inside the constraint is not refused and a value just outside is
+objects, one spelling per field, `null` for fields that are not REQUIRED, whether a body is
+required), a value just inside the constraint is not refused and a value just outside is
 refused with 400 or 422 (404 for an empty path segment, which no route matches). Requests
 start from the golden request fixture and change one value at a time; body fields are
 checked once per schema property, so a large DAG costs no more than a small one.
@@ -21,13 +22,13 @@ from typing import Any
 
 import httpx
 import pytest
-from google.protobuf import json_format
 
 from tests.http.conftest import ServiceApps, build_apps
 from tests.http.surface import (
     OPERATIONS,
     Op,
     auth_headers,
+    body_json,
     ids,
     query_params,
     request_fixture,
@@ -45,6 +46,7 @@ FORMAT_RANGES = {
 }
 NOT_A_NAME = "NOT_A_VALUE_OF_THIS_ENUM"
 UNKNOWN_FIELD = "noSuchFieldAnywhere"
+NO_BODY = "(no body)"
 
 
 @dataclass(frozen=True)
@@ -71,10 +73,16 @@ class Document:
         return found
 
     def resolve(self, schema: dict[str, Any]) -> dict[str, Any]:
+        """The schema with `$ref`s merged in; `anyOf: [X, {type: null}]` becomes X plus
+        `nullable: True` (the documents' spelling of a field that may be null)."""
         merged = dict(schema)
         while "$ref" in merged:
             target = self.pointer(merged.pop("$ref"))
             merged = {**target, **merged}
+        branches = merged.get("anyOf", [])
+        if len(branches) == 2 and branches[1] == {"type": "null"}:
+            del merged["anyOf"]
+            return {**self.resolve(branches[0]), **merged, "nullable": True}
         return merged
 
     def operation(self, op: Op) -> dict[str, Any]:
@@ -90,6 +98,8 @@ def value_cases(doc: Document, schema: dict[str, Any], where: str, text: bool) -
     written as their decimal digits.
     """
     schema = doc.resolve(schema)
+    if schema.get("nullable") and not text:
+        yield Case(where, None, True)
 
     def spell(value: Any) -> Any:
         return str(value) if text else value
@@ -139,6 +149,10 @@ def body_cases(
             if key in seen:
                 continue
             seen.add(key)
+            for alias, spelled in resolved["properties"].items():
+                if spelled.get("$ref", "").endswith(f"/properties/{name}") and alias != name:
+                    # The same field under its proto name as well: one spelling only.
+                    yield Case(f"{where}/{alias}", value, False)
             inner = resolved["properties"][name]
             yield from value_cases(doc, inner, f"{where}/{name}", text=False)
             if isinstance(value, list) and value:
@@ -160,6 +174,12 @@ def set_at(instance: Any, where: str, value: Any) -> Any:
     else:
         node[last] = value
     return changed
+
+
+async def call_without_body(client: httpx.AsyncClient, op: Op) -> httpx.Response:
+    """The op with no body and no Content-Type: the empty message in either encoding."""
+    headers = {**auth_headers(op), "Accept": JSON}
+    return await client.request(op.verb, url_path(op, request_fixture(op)), headers=headers)
 
 
 async def call(
@@ -198,6 +218,49 @@ def parameter_requests(op: Op, operation: dict[str, Any], doc: Document) -> Iter
         yield Case(UNKNOWN_FIELD, "1", False), {"params": [*baseline, (UNKNOWN_FIELD, "1")]}
 
 
+def body_schema(operation: dict[str, Any]) -> dict[str, Any]:
+    found: dict[str, Any] = operation["requestBody"]["content"][JSON]["schema"]
+    return found
+
+
+def demands_a_field(schema: dict[str, Any]) -> bool:
+    """Whether `{}` fails the object schema: a `required` list, or a REQUIRED field's
+    `anyOf` of its two spellings."""
+    either = [c for c in schema.get("allOf", []) if "anyOf" in c]
+    return "required" in schema or any(all("required" in b for b in c["anyOf"]) for c in either)
+
+
+def body_presence_requests(
+    op: Op, operation: dict[str, Any], doc: Document
+) -> Iterator[tuple[Case, dict[str, Any]]]:
+    """An absent body, and each path parameter sent in the body as well.
+
+    An absent body is the empty message, so the document's `requestBody.required` must say
+    whether `{}` is valid: required exactly when the server refuses it (422). A path
+    parameter the closed body schema does not list is one the server refuses in the body.
+    """
+    schema = doc.resolve(body_schema(operation))
+    yield Case(NO_BODY, None, not operation["requestBody"]["required"]), {}
+    assert demands_a_field(schema) == operation["requestBody"]["required"], (
+        f"{op}: {{}} vs required"
+    )
+    if schema.get("additionalProperties") is not False:
+        return
+    body = body_json(op)
+    request = request_fixture(op)
+    for parameter in operation.get("parameters", []):
+        if parameter["in"] != "path":
+            continue
+        name = parameter["name"]
+        field = op.request_class.DESCRIPTOR.fields_by_name[name]
+        value = getattr(request, name)
+        for key in (field.json_name, field.name):
+            yield (
+                Case(f"/{key}", value, key in schema["properties"]),
+                {"body": {**body, key: value}},
+            )
+
+
 def path_with(op: Op, field: str, value: str) -> str:
     """The op's URL path from its fixture, with the path field `field` set to `value`."""
     request = request_fixture(op)
@@ -214,22 +277,21 @@ async def test_listener_refuses_exactly_what_its_document_says_is_invalid(
     operation = doc.operation(op)
     checks: list[tuple[Case, dict[str, Any]]] = []
     if op.body:
-        body = json_format.MessageToDict(request_fixture(op))
-        media = operation["requestBody"]["content"][JSON]["schema"]
-        # Body fields bound to the path must equal it (HTTP.md), whatever their schema.
-        bound = {
-            f"/{op.request_class.DESCRIPTOR.fields_by_name[f].json_name}" for f in op.path_fields
-        }
-        for case in body_cases(doc, media, body, "", set()):
-            if case.where not in bound:
-                checks.append((case, {"body": set_at(body, case.where, case.value)}))
+        body = body_json(op)
+        for case in body_cases(doc, body_schema(operation), body, "", set()):
+            checks.append((case, {"body": set_at(body, case.where, case.value)}))
+        checks.extend(body_presence_requests(op, operation, doc))
     else:
         checks.extend(parameter_requests(op, operation, doc))
     assert checks or not operation.get("parameters"), f"{op}: constraints but no checks"
 
     disagreements = []
     for case, arguments in checks:
-        response = await call(client, op, **arguments)
+        response = await (
+            call_without_body(client, op)
+            if case.where == NO_BODY
+            else call(client, op, **arguments)
+        )
         path_empty = "path" in arguments and case.value == ""
         refused = REFUSED | ({404} if path_empty else set())
         if case.valid and response.status_code != 200:
@@ -242,9 +304,8 @@ async def test_listener_refuses_exactly_what_its_document_says_is_invalid(
 def derived_cases(op: Op, doc: Document) -> list[Case]:
     operation = doc.operation(op)
     if op.body:
-        body = json_format.MessageToDict(request_fixture(op))
-        media = operation["requestBody"]["content"][JSON]["schema"]
-        return list(body_cases(doc, media, body, "", set()))
+        cases = list(body_cases(doc, body_schema(operation), body_json(op), "", set()))
+        return cases + [case for case, _ in body_presence_requests(op, operation, doc)]
     return [case for case, _ in parameter_requests(op, operation, doc)]
 
 
@@ -257,7 +318,15 @@ async def test_the_checks_cover_every_kind_of_constraint() -> None:
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
             doc = Document((await http.get("/openapi.json")).json())
         for case in derived_cases(op, doc):
-            if case.where.endswith(UNKNOWN_FIELD):
+            if case.value is None and case.valid and case.where != NO_BODY:
+                kinds.add("null for a field that is not REQUIRED")
+            elif case.where == NO_BODY:
+                kinds.add(f"absent body {'accepted' if case.valid else 'refused'}")
+            elif case.where.strip("/") in op.path_fields and not case.valid:
+                kinds.add("path field in the body")
+            elif "_" in case.where.rsplit("/", 1)[-1] and not case.valid:
+                kinds.add("both spellings of a field")
+            elif case.where.endswith(UNKNOWN_FIELD):
                 kinds.add("unknown field")
             elif case.value == NOT_A_NAME:
                 kinds.add("enum name")
@@ -268,6 +337,11 @@ async def test_the_checks_cover_every_kind_of_constraint() -> None:
             elif isinstance(case.value, int) and not case.valid and 0 < case.value < 100:
                 kinds.add("undeclared enum number in a body")
     assert kinds == {
+        "null for a field that is not REQUIRED",
+        "both spellings of a field",
+        "absent body accepted",
+        "absent body refused",
+        "path field in the body",
         "unknown field",
         "enum name",
         "empty required string",

@@ -27,6 +27,8 @@ from tests.http.surface import (
     WITH_BODY,
     Op,
     auth_headers,
+    body_json,
+    body_message,
     ids,
     query_params,
     request_fixture,
@@ -66,10 +68,11 @@ async def send(
         sent["Accept"] = accept
     if op.body:
         if body is None:
+            sent_body = body_message(op)
             body = (
-                request.SerializeToString()
+                sent_body.SerializeToString()
                 if encoding == PROTOBUF
-                else json_format.MessageToJson(request).encode()
+                else json_format.MessageToJson(sent_body).encode()
             )
         sent.setdefault("Content-Type", encoding)
         return await client.request(op.verb, url_path(op, request), content=body, headers=sent)
@@ -296,16 +299,42 @@ async def test_body_that_does_not_decode_is_400(
     assert apps.handler.calls == []
 
 
+@pytest.mark.parametrize("encoding", [PROTOBUF, JSON])
 @pytest.mark.parametrize("op", [op for op in WITH_BODY if op.path_fields], ids=ids)
-async def test_body_disagreeing_with_the_path_is_400(op: Op, client: httpx.AsyncClient) -> None:
-    request = request_fixture(op)
-    for dotted in op.path_fields:
-        setattr(request, dotted, "somebody-else")
+async def test_path_bound_field_in_the_body_is_400_whatever_its_value(
+    op: Op, apps: ServiceApps, client: httpx.AsyncClient, encoding: str
+) -> None:
+    # google.api.http: a `body: "*"` body is every field the path does NOT bind, and the
+    # document's closed body schema leaves them out; equal to the path or not, it is a 400.
+    for value in ("somebody-else", getattr(request_fixture(op), op.path_fields[0])):
+        request = body_message(op)
+        setattr(request, op.path_fields[0], value)
+        body = (
+            request.SerializeToString()
+            if encoding == PROTOBUF
+            else json_format.MessageToJson(request).encode()
+        )
 
-    response = await send(client, op, body=request.SerializeToString())
+        response = await send(client, op, encoding=encoding, body=body)
 
-    detail = assert_error(response, 400, "E_INVALID_ARGUMENT")
-    assert "disagrees with the path" in detail.message
+        detail = assert_error(response, 400, "E_INVALID_ARGUMENT")
+        assert "bound to the path" in detail.message
+    assert apps.handler.calls == []
+
+
+@pytest.mark.parametrize("op", [op for op in WITH_BODY if op.path_fields], ids=ids)
+async def test_path_bound_field_in_a_json_body_is_400_even_when_empty_or_null(
+    op: Op, client: httpx.AsyncClient
+) -> None:
+    # Decoded, `""` and `null` leave the field unset; the key itself is what is refused.
+    field = op.request_class.DESCRIPTOR.fields_by_name[op.path_fields[0]]
+    for key in (field.json_name, field.name):
+        for value in ("", None):
+            body = json.dumps({**body_json(op), key: value}).encode()
+
+            response = await send(client, op, encoding=JSON, body=body)
+
+            assert_error(response, 400, "E_INVALID_ARGUMENT")
 
 
 @pytest.mark.parametrize("op", [op for op in OPERATIONS if not op.body], ids=ids)
@@ -353,7 +382,7 @@ async def test_missing_required_field_is_422_naming_it(
     request.ClearField(field)
 
     if op.body:
-        response = await send(client, op, body=request.SerializeToString())
+        response = await send(client, op, body=body_message(op, request).SerializeToString())
     else:
         response = await send(client, op, params=query_params(op, request))
 

@@ -130,3 +130,28 @@ def test_clients_may_ignore_fields_a_newer_server_added() -> None:
     decoded = decode(GetQueuesByTagRequest, data, J, ignore_unknown=True)
 
     assert decoded == json_format.Parse('{"tags": ["a"]}', GetQueuesByTagRequest())
+
+
+@pytest.mark.parametrize(
+    ("match_mode", "problem"),
+    [(True, "a boolean"), (1.5, "a number"), (1.0, "a number"), ({}, "an object")],
+)
+def test_an_enum_given_anything_but_a_name_or_whole_number_is_400(
+    match_mode: object, problem: str
+) -> None:
+    # json_format reads `true` as 1 and truncates 1.5 to 1; the documents allow neither.
+    body = json.dumps({"tags": ["t"], "matchMode": match_mode}).encode()
+    with pytest.raises(QmtlError) as caught:
+        decode(GetQueuesByTagRequest, body, J)
+    assert (caught.value.http_status, caught.value.wire_code) == (400, "E_MALFORMED_BODY")
+    if problem != "an object":  # json_format itself refuses an object for an enum
+        assert (
+            f"matchMode must be an enum name or number (qmtl.common.v1.MatchMode), got {problem}"
+            in str(caught.value)
+        )
+
+
+@pytest.mark.parametrize("match_mode", ["MATCH_MODE_ALL", 2])
+def test_an_enum_by_name_or_number_decodes(match_mode: object) -> None:
+    body = json.dumps({"tags": ["t"], "matchMode": match_mode}).encode()
+    assert decode(GetQueuesByTagRequest, body, J).match_mode == match_mode_pb2.MATCH_MODE_ALL

@@ -11,11 +11,13 @@ from __future__ import annotations
 import enum
 import functools
 import json
+import math
+import re
 from typing import Any, TypeVar
 
 from google.protobuf import json_format, message
 
-from qmtl.runtime import json_shape
+from qmtl.runtime import json_shape, wellknown_range
 from qmtl.runtime.errors import ErrorCode, QmtlError
 
 M = TypeVar("M", bound=message.Message)
@@ -40,6 +42,11 @@ class Encoding(enum.Enum):
 _EXACT, _SUBTYPE_WILDCARD, _ANY = 3, 2, 1
 
 
+# RFC 9110 section 12.4.2: qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] ).
+# float() would also read "nan" (a weight no comparison can rank), "inf", "1e0", "1_0", " 1".
+_QVALUE = re.compile(r"0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?")
+
+
 def _media_range(item: str) -> tuple[str, float] | None:
     media, *params = (part.strip() for part in item.split(";"))
     if "/" not in media:
@@ -48,10 +55,9 @@ def _media_range(item: str) -> tuple[str, float] | None:
     for param in params:
         name, _, value = param.partition("=")
         if name.strip().lower() == "q":
-            try:
-                quality = min(max(float(value.strip()), 0.0), 1.0)
-            except ValueError:
+            if not _QVALUE.fullmatch(value):
                 return None  # a range whose weight cannot be read is ignored, not guessed
+            quality = float(value)
     return media.lower(), quality
 
 
@@ -159,11 +165,19 @@ def decode(cls: type[M], data: bytes, encoding: Encoding, *, ignore_unknown: boo
         else:
             _parse_json(data, msg, ignore_unknown)
     except (message.DecodeError, json_format.ParseError, UnicodeDecodeError, RecursionError) as exc:
-        name = cls.DESCRIPTOR.full_name
-        raise QmtlError.malformed_body(
-            f"body is not a valid {encoding.media_type} {name}: {exc}"
-        ) from None
+        raise _malformed(cls, encoding, str(exc)) from None
+    # Binary carries any Timestamp/Duration/Value number. A JSON body's are refused while
+    # parsing (_parse_json, json_format's own checks); walking it too makes the guarantee
+    # decode's, not json_format's. A type that cannot hold one (most requests) is not walked.
+    problem = wellknown_range.unwritable(msg)
+    if problem is not None:
+        raise _malformed(cls, encoding, f"{problem}, which the proto3 JSON mapping cannot carry")
     return msg
+
+
+def _malformed(cls: type[message.Message], encoding: Encoding, reason: str) -> QmtlError:
+    name = cls.DESCRIPTOR.full_name
+    return QmtlError.malformed_body(f"body is not a valid {encoding.media_type} {name}: {reason}")
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -176,6 +190,20 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
+def _no_constant(name: str) -> float:
+    # Python's json reads NaN, Infinity and -Infinity, which JSON does not have; proto3 JSON
+    # writes a non-finite float or double as the string "NaN", "Infinity" or "-Infinity".
+    raise ValueError(f"{name} is not JSON (a float or double field takes the string {name!r})")
+
+
+def _finite(text: str) -> float:
+    # float("1e999") is inf: a number no double holds, and no JSON writer could write back.
+    number = float(text)
+    if math.isinf(number):
+        raise ValueError(f"number {text} is beyond the range of a double")
+    return number
+
+
 def _parse_json(data: bytes, msg: message.Message, ignore_unknown: bool) -> None:
     """json_format.Parse, plus json_shape's check that every message was a JSON object.
 
@@ -183,7 +211,9 @@ def _parse_json(data: bytes, msg: message.Message, ignore_unknown: bool) -> None
     """
     text = data.decode("utf-8")  # UnicodeDecodeError: a malformed body, said by the caller
     try:
-        loaded = json.loads(text, object_pairs_hook=_unique_keys)
+        loaded = json.loads(
+            text, object_pairs_hook=_unique_keys, parse_constant=_no_constant, parse_float=_finite
+        )
     except ValueError as exc:  # JSONDecodeError; a duplicate key's ParseError passes through
         raise json_format.ParseError(f"not JSON: {exc}") from None
     try:

@@ -175,6 +175,18 @@ def query_pairs(
     return pairs
 
 
+def _without(request: message.Message, bound: set[str]) -> message.Message:
+    """`request` minus the path-bound fields: a `body: "*"` body must not carry them (HTTP.md)."""
+    if not bound:
+        return request
+    body = type(request)()
+    body.CopyFrom(request)
+    for dotted in bound:
+        holder, name = _field_path(body, dotted)
+        holder.ClearField(name)
+    return body
+
+
 @dataclass(frozen=True, slots=True)
 class _Prepared:
     method: str
@@ -203,7 +215,7 @@ def prepare(
         headers["Authorization"] = f"Bearer {bearer}"
     content: bytes | None = None
     if operation.body == "*":
-        content, params = codec.encode(request, encoding), []
+        content, params = codec.encode(_without(request, bound), encoding), []
     else:
         params = query_pairs(request, bound, operation.body)
         if operation.body:

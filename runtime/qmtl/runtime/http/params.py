@@ -27,6 +27,7 @@ from google.protobuf import (
     timestamp_pb2,
 )
 
+from qmtl.runtime import wellknown_range
 from qmtl.runtime.errors import ErrorCode, QmtlError
 
 Parser = Callable[[str], Any]
@@ -124,16 +125,27 @@ def _from_json_string(cls: type[WellKnown], value: str, form: str) -> WellKnown:
     parsed = cls()
     try:
         parsed.FromJsonString(value)
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:
+        # OverflowError: a fraction protobuf reads with float(), such as `.3e8558` (a 500
+        # once); parse_timestamp's grammar now refuses it first, this keeps any other a 400.
         raise InvalidValue(f"{value!r} is not {form} ({exc})") from None
     return parsed
 
 
 def parse_timestamp(value: str) -> timestamp_pb2.Timestamp:
+    # protobuf's parser alone takes `+99:00` offsets and exponents in the fraction; it does
+    # check the range (years 1 to 9999).
+    problem = wellknown_range.timestamp_text_problem(value)
+    if problem is not None:
+        raise InvalidValue(f"{value!r} is {problem}")
     return _from_json_string(timestamp_pb2.Timestamp, value, "an RFC 3339 timestamp")
 
 
 def parse_duration(value: str) -> duration_pb2.Duration:
+    # As for timestamps: the grammar here, the range (+-315,576,000,000 s) in protobuf.
+    problem = wellknown_range.duration_text_problem(value)
+    if problem is not None:
+        raise InvalidValue(f"{value!r} is {problem}")
     return _from_json_string(duration_pb2.Duration, value, "a duration such as 1.5s")
 
 

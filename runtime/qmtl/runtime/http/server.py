@@ -45,6 +45,7 @@ from qmtl.runtime.http.params import (
     check_required,
     parse_path_into,
 )
+from qmtl.runtime.http.path_body import refuse_path_fields
 from qmtl.runtime.http.segments import encoded_slash_error
 
 M = TypeVar("M", bound=message.Message)
@@ -130,12 +131,15 @@ class Binding(Generic[M]):
             encoding = codec.Encoding.PROTOBUF
         if self.body == BODY_ALL:
             msg = codec.decode(self.request, body, encoding)
+            if self.path:
+                # google.api.http: the body is every field the path does not bind.
+                refuse_path_fields(msg, self.path, body, encoding)
         else:
             msg = self.request()
             target = getattr(msg, self.body)
             target.CopyFrom(codec.decode(type(target), body, encoding))
         if self.path:
-            parse_path_into(msg, self.path, path_params, body=self.body == BODY_ALL)
+            parse_path_into(msg, self.path, path_params, body=False)
         self.query.parse_into(msg, query_string)
         if self.required:
             check_required(msg, self.required)
