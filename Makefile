@@ -29,8 +29,6 @@ FUZZ_SECONDS ?= 600
 AGAINST ?= main
 # Everything `make generate` writes; tests/golden/fixtures is append-only and never wiped.
 GENERATED := generated docs/schemas/reference.md docs/openapi tests/golden/fixtures
-# Wiped before each run so that output of a deleted schema element does not linger.
-REGENERATED := generated/python generated/jsonschema docs/openapi/swagger docs/openapi/*.openapi.json
 
 .PHONY: help setup services-up services-down services-status generate check-generated breaking \
 	docs lint typecheck test bench fuzz clean lock
@@ -58,14 +56,10 @@ services-down:
 services-status:
 	@bash scripts/services/all.sh status
 
+# Generates into a temporary tree and swaps in only when every plugin succeeded; a failure
+# names the plugin and leaves the work tree untouched (scripts/generate.sh).
 generate: prereqs
-	@echo "==> generate [1/3]: buf lint schemas/"
-	@$(BUF) lint
-	@echo "==> generate [2/3]: clearing $(REGENERATED) (fixtures are append-only and kept)"
-	@rm -rf $(REGENERATED)
-	@echo "==> generate [3/3]: buf generate (buf.gen.yaml): messages, stubs, gRPC, HTTP, OpenAPI, JSON Schema, fixtures, docs"
-	@$(BUF) generate
-	@echo "    $$(find generated -type f | wc -l) files in generated/, $$(find tests/golden/fixtures -name '*.binpb' | wc -l) binary fixtures"
+	@bash scripts/generate.sh
 
 check-generated: prereqs
 	@echo "==> check-generated: the generated files must be exactly what the schemas produce"

@@ -30,6 +30,38 @@ mkdir -p "$against/.tools"
 cp -r .tools/proto-deps "$against/.tools/"
 
 echo "breaking: schemas/ against $REF ($(git rev-parse --short "$REF"))"
-# Imports (google/api, well-known types) are not ours to keep compatible.
-"$BUF" breaking --against "$against" --exclude-imports
+# Imports (google/api, well-known types) are not ours to keep compatible. buf's text format
+# leaves out the rule id that docs/schemas/VERSIONING.md tells readers to look for, so the
+# JSON lines are reprinted as `file:line:col: message (RULE_ID)`; anything else buf prints
+# (a build failure on stderr) passes through unchanged.
+status=0
+"$BUF" breaking --against "$against" --exclude-imports --error-format json >"$against/report" || status=$?
+.venv/bin/python - "$against/report" "$REF" "$status" <<'PY'
+import json
+import sys
+
+report, ref, status = sys.argv[1], sys.argv[2], int(sys.argv[3])
+rules = compile_errors = 0
+for line in open(report, encoding="utf-8"):
+    try:
+        v = json.loads(line)
+    except ValueError:
+        v = None
+    if isinstance(v, dict) and "type" in v:
+        where = f"{v.get('path', '?')}:{v.get('start_line', 0)}:{v.get('start_column', 0)}"
+        print(f"{where}: {v.get('message', '')} ({v['type']})")
+        if v["type"] == "COMPILE":
+            compile_errors += 1
+        else:
+            rules += 1
+    else:
+        print(line, end="")
+if compile_errors:
+    print(f"breaking: the schemas do not compile ({compile_errors} error(s))", file=sys.stderr)
+elif rules:
+    print(f"breaking: {rules} breaking change(s) against {ref}", file=sys.stderr)
+elif status:
+    print(f"breaking: buf breaking failed (exit {status}) before comparing", file=sys.stderr)
+PY
+[ "$status" -eq 0 ] || exit "$status"
 echo "breaking: no breaking change against $REF"

@@ -78,7 +78,7 @@ AUTHENTICATION = (
 PUBLIC_ROUTING = (
     "Public listener: read-only operations, all HTTP GET. Any other method (but HEAD) on a "
     "public path answers 405 `E_METHOD_NOT_ALLOWED` with an ErrorDetail body and an "
-    "`Allow: GET` header; a path that no route matches answers 404."
+    "`Allow: GET, HEAD` header; a path that no route matches answers 404."
 )
 INTERNAL_ROUTING = (
     "Internal listener: writes, submissions and admin operations. The public app never routes "

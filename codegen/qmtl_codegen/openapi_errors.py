@@ -52,6 +52,13 @@ RETRY_AFTER = {
     "(rounded up); sent only when the error suggests a wait.",
     "schema": {"type": "integer", "minimum": 0},
 }
+# As qmtl.runtime.auth.challenge writes it on every 401 (RFC 6750 section 3).
+WWW_AUTHENTICATE = {
+    "description": 'The bearer challenge: `Bearer realm="qmtl"`, with `error="invalid_token"` '
+    'when a token was sent and refused, or `error="invalid_request"` when the Bearer header '
+    "holds no usable token.",
+    "schema": {"type": "string", "pattern": '^Bearer realm="qmtl"'},
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +143,8 @@ class ErrorResponses:
         response: JsonObject = {"description": text}
         if status in (503, DEFAULT):
             response["headers"] = {"Retry-After": dict(RETRY_AFTER)}
+        if status == 401:
+            response["headers"] = {"WWW-Authenticate": copy.deepcopy(WWW_AUTHENTICATE)}
         response["content"] = copy.deepcopy(self.content)
         return response
 

@@ -178,6 +178,7 @@ def _binding(rule: Any, where: str) -> HttpBinding:
         raise GeneratorError(f"{where}: google.api.http {verb} binding has an empty path")
     try:
         path_variables(path)
+        refuse_verb_after_variable(path)
     except GeneratorError as exc:
         # Checked here so that the error names the method, not only the template.
         raise GeneratorError(f"{where}: {exc}") from exc
@@ -277,6 +278,28 @@ def path_variables(template: str) -> tuple[PathVariable, ...]:
     if "{" in rest or "}" in rest:
         raise GeneratorError(f"HTTP path {template!r} has unbalanced or nested braces")
     return tuple(found)
+
+
+# A custom verb (`:name`) in the last segment, after a variable: `/v1/x/{id}:peek`.
+_VERB_AFTER_VARIABLE = re.compile(r"\}[^/{}]*?(:[^/{}]*)$")
+
+
+def refuse_verb_after_variable(template: str) -> None:
+    """Raises GeneratorError for a template whose custom verb follows a path variable.
+
+    The routers match a variable as a whole segment, and the values our paths carry (node ids,
+    strategy ids) may themselves contain `:`, so `/v1/x/{id}:peek` could not tell the id
+    `s-1:peek` from the id `s-1` with the verb `peek`: it would route to the plain `{id}`
+    route instead (docs/api/HTTP.md). A verb after a literal segment (`/v1/x/{id}/y:peek`)
+    is unambiguous and allowed.
+    """
+    match = _VERB_AFTER_VARIABLE.search(template)
+    if match is not None:
+        raise GeneratorError(
+            f"HTTP path {template!r} has the custom verb {match.group(1)!r} after a path "
+            "variable; path values may contain ':', so the verb would be read as part of the "
+            "value: put it after a literal segment"
+        )
 
 
 def path_parameters(template: str) -> tuple[str, ...]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import subprocess
 import sys
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from grpc_tools import protoc
 from qmtl.runtime.auth import HmacTokenVerifier, issue_token
 from qmtl.runtime.errors import QmtlClientError
 from qmtl.runtime.http.server import create_public_app
-from qmtl_codegen import http_client, http_routes
+from qmtl_codegen import http_client, http_routes, openapi, reference
 from qmtl_codegen.httpmodel import snake_case
 from qmtl_codegen.plugin import GeneratorError
 
@@ -251,6 +252,31 @@ def test_rules_the_routers_cannot_serve_are_generator_errors(
 
     with pytest.raises(GeneratorError, match=message):
         list(http_routes.generate(request))
+
+
+@pytest.mark.parametrize(
+    "generate", [http_routes.generate, http_client.generate, openapi.generate, reference.generate]
+)
+def test_a_custom_verb_after_a_path_variable_is_a_generator_error(
+    tmp_path: Path, generate: Callable[[Any], Iterable[Any]]
+) -> None:
+    # Next to a plain `{shelf_id}` route, `/shelves/s-1:peek` would be ambiguous (ids hold `:`).
+    template = "/v1/probe/shelves/{shelf_id}:peek"
+    source = PROBE.replace("/v1/probe/shelves/{shelf_id}/widgets", template, 1)
+    # The OpenAPI generator needs the error body in the schemas before it reads any rule.
+    source = source.replace(
+        'import "qmtl/common/v1/paging.proto";',
+        'import "qmtl/common/v1/paging.proto";\nimport "qmtl/common/v1/error.proto";',
+    )
+    request = compile_request(tmp_path, source)
+
+    with pytest.raises(GeneratorError) as raised:
+        list(generate(request))
+
+    text = str(raised.value)
+    assert "qmtlprobe.v1.ProbeService.FindWidgets" in text
+    assert repr(template) in text
+    assert "custom verb ':peek' after a path variable" in text
 
 
 def test_rpc_names_become_snake_case_methods() -> None:

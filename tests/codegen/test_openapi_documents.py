@@ -306,6 +306,20 @@ def test_error_responses_are_error_details(docs: dict[str, Document]) -> None:
     assert "`E_PAYLOAD_TOO_LARGE`" in responses["RequestEntityTooLarge"]["description"]
     assert "412 `E_CONTRACT_VERSION`" in responses["Error"]["description"]
     assert "Retry-After" in responses["ServiceUnavailable"]["headers"]
+    challenge = responses["Unauthorized"]["headers"]["WWW-Authenticate"]
+    assert challenge["schema"]["pattern"] == '^Bearer realm="qmtl"'
+
+
+def test_public_documents_state_the_allow_header_the_server_sends(
+    docs: dict[str, Document],
+) -> None:
+    # Starlette answers a 405 on a GET route with `Allow: GET, HEAD` (HEAD follows GET).
+    public = [name for name in docs if ".public." in name or name == PUBLIC_MERGED]
+    assert public
+    for name in public:
+        description = docs[name]["info"]["description"]
+        assert "`Allow: GET, HEAD`" in description, name
+        assert "`Allow: GET`" not in description, name
 
 
 def test_the_package_layout_holds_the_same_area_documents(

@@ -22,6 +22,7 @@ from qmtl_codegen.options import (
     http_rule,
     path_parameters,
     path_variables,
+    refuse_verb_after_variable,
     require_access,
 )
 from qmtl_codegen.plugin import GeneratorError
@@ -205,3 +206,20 @@ def test_path_variables_keep_their_pattern() -> None:
 def test_malformed_path_templates_are_rejected(template: str) -> None:
     with pytest.raises(GeneratorError):
         path_parameters(template)
+
+
+@pytest.mark.parametrize(
+    "template",
+    ["/v1/gateway/strategies/{id}:peek", "/v1/{name=**}:cancel", "/v1/a/{id}.json:peek"],
+)
+def test_a_custom_verb_after_a_variable_is_refused(template: str) -> None:
+    # `{id}:peek` would route `s-1:peek` to the plain `{id}` route: ids may contain ':'.
+    with pytest.raises(GeneratorError, match=r"custom verb ':.*' after a path variable"):
+        refuse_verb_after_variable(template)
+
+
+@pytest.mark.parametrize(
+    "template", ["/v1/gateway/strategies:peek", "/v1/x/{id}/items:peek", "/v1/a:b/{id}"]
+)
+def test_a_custom_verb_after_a_literal_segment_is_allowed(template: str) -> None:
+    refuse_verb_after_variable(template)

@@ -255,7 +255,7 @@ def test_documents_what_the_schemas_do_not_use_yet(schema: Schema, schema_with: 
             schema,
             google__api__http={
                 "get": "/v1/probes/{id}",
-                "additionalBindings": [{"post": "/v1/probes/{id}:watch", "body": "old"}],
+                "additionalBindings": [{"post": "/v1/probes/{id}/events:watch", "body": "old"}],
             },
             qmtl__api__v1__access=public,
         )
@@ -272,7 +272,7 @@ def test_documents_what_the_schemas_do_not_use_yet(schema: Schema, schema_with: 
     watch_section = section(page, "probe.v1.ProbeService.Watch")
     assert "- Response: stream [`Probe`](#probe.v1.Probe)" in watch_section
     assert "- HTTP: `GET /v1/probes/{id}`\n" in watch_section
-    assert "- HTTP: `POST /v1/probes/{id}:watch` (body: field `old`)\n" in watch_section
+    assert "- HTTP: `POST /v1/probes/{id}/events:watch` (body: field `old`)\n" in watch_section
     assert "- Path parameters: `id`\n" in watch_section
     assert "- HTTP: none (gRPC only)" in section(page, "probe.v1.ProbeService.Ping")
     assert "| [Ping](#probe.v1.ProbeService.Ping) | gRPC only | PUBLIC_READ |" in page

@@ -8,6 +8,7 @@ golden request fixtures, so each test covers every field the schemas define.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,6 +17,7 @@ import pytest
 from google.protobuf import json_format
 
 from qmtl.common.v1.error_pb2 import ErrorDetail
+from qmtl.runtime.auth import issue_token
 from qmtl.runtime.errors import QmtlError
 from tests.http.conftest import ServiceApps
 from tests.http.surface import (
@@ -43,6 +45,14 @@ PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 # Methods a public path must refuse; HEAD is served with GET.
 NON_GET = ["POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+# The WWW-Authenticate of every 401 (RFC 6750), before any error code.
+CHALLENGE = 'Bearer realm="qmtl"'
+# Well formed and signed, but with a secret the apps' verifier does not hold.
+OTHER_KEY_TOKEN = issue_token(b"not-the-apps-secret", "test:caller", ["queues:read"])
+# One authenticated public operation per service: it answers both a 401 and a 405.
+ONE_PUBLIC_PER_SERVICE = list(
+    {op.service.full_name: op for op in PUBLIC if op in AUTHENTICATED}.values()
+)
 
 
 def test_the_schemas_declare_public_and_internal_operations() -> None:
@@ -149,20 +159,63 @@ async def test_route_without_a_token_is_401(
 
     assert_error(response, 401, "E_UNAUTHENTICATED")
     assert response.headers["content-type"] == accept
+    # RFC 6750 section 3: no credentials sent, so the challenge carries no error code.
+    assert response.headers["www-authenticate"] == CHALLENGE
     assert apps.handler.calls == []
+
+
+@pytest.mark.parametrize("op", ONE_PUBLIC_PER_SERVICE, ids=ids)
+async def test_the_401_challenge_matches_the_one_the_document_states(
+    op: Op, public_client: httpx.AsyncClient
+) -> None:
+    document = (await public_client.get("/openapi.json")).json()
+    header = document["components"]["responses"]["Unauthorized"]["headers"]["WWW-Authenticate"]
+
+    for authorization in (None, "Bearer not-a-token"):
+        sent = {} if authorization is None else {"Authorization": authorization}
+        response = await send(public_client, op, headers=sent)
+        assert response.status_code == 401
+        assert re.search(header["schema"]["pattern"], response.headers["www-authenticate"])
 
 
 @pytest.mark.parametrize("op", AUTHENTICATED, ids=ids)
 @pytest.mark.parametrize(
-    "authorization",
-    ["Bearer not-a-token", "Basic dXNlcjpwYXNz", "Bearer ", "Bearer a.b"],
+    ("authorization", "challenge"),
+    [
+        ("Bearer not-a-token", f'{CHALLENGE}, error="invalid_token"'),
+        ("Basic dXNlcjpwYXNz", CHALLENGE),
+        ("Bearer ", f'{CHALLENGE}, error="invalid_request"'),
+        ("Bearer a.b", f'{CHALLENGE}, error="invalid_token"'),
+        (f"Bearer {OTHER_KEY_TOKEN}", f'{CHALLENGE}, error="invalid_token"'),
+    ],
 )
 async def test_route_with_a_garbled_token_is_401(
-    op: Op, client: httpx.AsyncClient, authorization: str
+    op: Op, client: httpx.AsyncClient, authorization: str, challenge: str
 ) -> None:
     response = await send(client, op, headers={"Authorization": authorization})
 
     assert_error(response, 401, "E_UNAUTHENTICATED")
+    assert response.headers["www-authenticate"] == challenge
+
+
+@pytest.mark.parametrize("op", OPERATIONS[:1] + INTERNAL[:1], ids=ids)
+async def test_a_401_the_handler_raises_carries_the_challenge_too(
+    op: Op, apps: ServiceApps, client: httpx.AsyncClient
+) -> None:
+    apps.handler.failures[op.python_name] = QmtlError.unauthenticated("session revoked")
+
+    response = await send(client, op)
+
+    assert_error(response, 401, "E_UNAUTHENTICATED")
+    assert response.headers["www-authenticate"] == f'{CHALLENGE}, error="invalid_token"'
+
+
+@pytest.mark.parametrize("op", [op for op in AUTHENTICATED if op.scopes][:2], ids=ids)
+async def test_a_403_carries_no_challenge(op: Op, client: httpx.AsyncClient) -> None:
+    response = await send(client, op, headers={"Authorization": f"Bearer {token()}"})
+
+    assert_error(response, 403, "E_PERMISSION_DENIED")
+    assert "www-authenticate" not in response.headers
 
 
 @pytest.mark.parametrize("op", [op for op in AUTHENTICATED if op.scopes], ids=ids)
@@ -201,6 +254,17 @@ async def test_public_path_refuses_other_methods_with_405(
     assert_error(response, 405, "E_METHOD_NOT_ALLOWED")
     assert [m.strip() for m in response.headers["allow"].split(",")] == ["GET", "HEAD"]
     assert apps.handler.calls == []
+
+
+@pytest.mark.parametrize("op", ONE_PUBLIC_PER_SERVICE, ids=ids)
+async def test_the_public_document_states_the_allow_header_a_405_sends(
+    op: Op, public_client: httpx.AsyncClient
+) -> None:
+    refused = await public_client.post(url_path(op, request_fixture(op)), headers=auth_headers(op))
+    document = (await public_client.get("/openapi.json")).json()
+
+    assert refused.status_code == 405
+    assert f"`Allow: {refused.headers['allow']}`" in document["info"]["description"]
 
 
 @pytest.mark.parametrize("op", PUBLIC, ids=ids)
@@ -282,6 +346,20 @@ async def test_body_in_another_media_type_is_415(
     )
 
     assert_error(response, 415, "E_UNSUPPORTED_MEDIA_TYPE")
+    assert apps.handler.calls == []
+
+
+@pytest.mark.parametrize("op", WITH_BODY, ids=ids)
+async def test_body_without_a_content_type_is_415_saying_so(
+    op: Op, apps: ServiceApps, client: httpx.AsyncClient
+) -> None:
+    response = await client.request(
+        op.verb, url_path(op, request_fixture(op)), content=b"hello", headers=auth_headers(op)
+    )
+
+    detail = assert_error(response, 415, "E_UNSUPPORTED_MEDIA_TYPE")
+    assert "None" not in detail.message
+    assert "no Content-Type" in detail.message
     assert apps.handler.calls == []
 
 

@@ -15,6 +15,7 @@ from qmtl.runtime.auth import (
     Principal,
     authenticate,
     bearer_token,
+    challenge,
     issue_token,
     require_scopes,
 )
@@ -175,3 +176,21 @@ async def test_a_token_sent_to_an_anonymous_method_is_still_verified() -> None:
 def test_require_scopes_names_the_missing_ones() -> None:
     with pytest.raises(QmtlError, match="lacks scope\\(s\\) b, c"):
         require_scopes(Principal("p", frozenset({"a"})), ["a", "b", "c"])
+
+
+@pytest.mark.parametrize(
+    ("authorization", "expected"),
+    [
+        # RFC 6750 section 3: no error code when no bearer credentials were sent at all.
+        (None, 'Bearer realm="qmtl"'),
+        ("Basic dXNlcjpwYXNz", 'Bearer realm="qmtl"'),
+        ("Bearer ", 'Bearer realm="qmtl", error="invalid_request"'),
+        ("bearer    ", 'Bearer realm="qmtl", error="invalid_request"'),
+        ("Bearer not-a-token", 'Bearer realm="qmtl", error="invalid_token"'),
+        ("bearer a.b", 'Bearer realm="qmtl", error="invalid_token"'),
+    ],
+)
+def test_the_401_challenge_follows_what_the_request_sent(
+    authorization: str | None, expected: str
+) -> None:
+    assert challenge(authorization) == expected

@@ -81,6 +81,25 @@ def test_other_content_types_are_415(content_type: str | None) -> None:
     assert (raised.value.http_status, raised.value.wire_code) == (415, "E_UNSUPPORTED_MEDIA_TYPE")
 
 
+@pytest.mark.parametrize("content_type", [None, ""])
+def test_a_missing_content_type_is_named_in_words_not_as_python_none(
+    content_type: str | None,
+) -> None:
+    with pytest.raises(QmtlError) as raised:
+        body_encoding(content_type)
+
+    assert "None" not in raised.value.message
+    assert "no Content-Type" in raised.value.message
+    assert raised.value.details == {"content_type": ""}
+
+
+def test_a_foreign_content_type_is_quoted_in_the_415() -> None:
+    with pytest.raises(QmtlError) as raised:
+        body_encoding("text/plain")
+
+    assert raised.value.message.startswith("Content-Type 'text/plain' is neither")
+
+
 def sample() -> GetQueuesByTagRequest:
     return GetQueuesByTagRequest(
         tags=["BTC", "price"], interval=2**60, match_mode=match_mode_pb2.MATCH_MODE_ALL

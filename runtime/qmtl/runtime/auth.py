@@ -196,6 +196,30 @@ def bearer_token(authorization: str | None) -> str | None:
     return token
 
 
+# The realm every 401 challenge names (RFC 6750 section 3); one for all QMTL services.
+REALM = "qmtl"
+_CHALLENGE = f'Bearer realm="{REALM}"'
+
+
+def challenge(authorization: str | None) -> str:
+    """The `WWW-Authenticate` value of a 401 answering a request with this Authorization header.
+
+    RFC 6750 section 3: no `error` when the request carried no bearer credentials (no header,
+    or another scheme such as Basic), `invalid_request` for a Bearer header without a usable
+    token, `invalid_token` for a token that was sent and refused.
+    """
+    if authorization is None:
+        return _CHALLENGE
+    scheme = authorization.strip().partition(" ")[0]
+    if scheme.lower() != "bearer":
+        return _CHALLENGE
+    try:
+        bearer_token(authorization)
+    except QmtlError:
+        return f'{_CHALLENGE}, error="invalid_request"'
+    return f'{_CHALLENGE}, error="invalid_token"'
+
+
 async def authenticate(
     authorization: str | None,
     verifier: TokenVerifier,

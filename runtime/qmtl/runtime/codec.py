@@ -135,9 +135,15 @@ def body_encoding(content_type: str | None) -> Encoding:
     """The encoding a request body declares; QmtlError E_UNSUPPORTED_MEDIA_TYPE (415) if neither."""
     chosen = _declared(content_type) if content_type else None
     if chosen is None:
+        # A missing header is said in words: its repr would show a client Python's `None`.
+        problem = (
+            f"Content-Type {content_type!r} is neither {PROTOBUF} nor {JSON}"
+            if content_type
+            else f"the body has no Content-Type; declare {PROTOBUF} or {JSON}"
+        )
         raise QmtlError(
             ErrorCode.ERROR_CODE_UNSUPPORTED_MEDIA_TYPE,
-            f"Content-Type {content_type!r} is neither {PROTOBUF} nor {JSON}",
+            problem,
             details={"content_type": content_type or ""},
         )
     return chosen

@@ -30,7 +30,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Route
 from starlette.types import Receive, Scope, Send
 
-from qmtl.runtime import codec
+from qmtl.runtime import auth, codec
 from qmtl.runtime.errors import ErrorCode, QmtlError, known_codes
 from qmtl.runtime.http.limits import (
     DEFAULT_MAX_BODY_BYTES,
@@ -180,11 +180,16 @@ def respond(reply: M | Reply[M], encoding: codec.Encoding) -> Response:
 
 
 def error_response(
-    exc: BaseException, accept: str | None, headers: Mapping[str, str] | None = None
+    exc: BaseException,
+    accept: str | None,
+    headers: Mapping[str, str] | None = None,
+    *,
+    authorization: str | None = None,
 ) -> Response:
     """`exc` as an ErrorDetail response; anything but a QmtlError is logged and becomes a 500.
 
-    The body is in the negotiated encoding, JSON when `Accept` allows neither.
+    The body is in the negotiated encoding, JSON when `Accept` allows neither. A 401 carries
+    the `WWW-Authenticate` challenge that `authorization`, the request's header, calls for.
     """
     if not isinstance(exc, QmtlError):
         # The traceback goes to the log only: an error body never carries one.
@@ -195,6 +200,9 @@ def error_response(
     retry_after = exc.retry_after_header()
     if retry_after is not None:
         extra["Retry-After"] = retry_after
+    if exc.http_status == 401:
+        # RFC 9110 section 15.5.2: a 401 MUST say how to authenticate; every 401 passes here.
+        extra["WWW-Authenticate"] = auth.challenge(authorization)
     return Response(
         codec.encode(exc.to_proto(), encoding),
         status_code=exc.http_status,

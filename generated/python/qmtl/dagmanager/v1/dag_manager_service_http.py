@@ -296,7 +296,7 @@ def dag_manager_service_public_routes(
             reply = await handler.get_queues_by_tag(message, principal)
             return _s.respond(reply, encoding)
         except Exception as exc:
-            return _s.error_response(exc, headers.accept)
+            return _s.error_response(exc, headers.accept, authorization=headers.authorization)
 
     async def serve_get_node(request: Request) -> Response:
         headers = _s.request_headers(request.scope)
@@ -313,7 +313,7 @@ def dag_manager_service_public_routes(
             reply = await handler.get_node(message, principal)
             return _s.respond(reply, encoding)
         except Exception as exc:
-            return _s.error_response(exc, headers.accept)
+            return _s.error_response(exc, headers.accept, authorization=headers.authorization)
 
     async def serve_list_nodes(request: Request) -> Response:
         headers = _s.request_headers(request.scope)
@@ -330,7 +330,7 @@ def dag_manager_service_public_routes(
             reply = await handler.list_nodes(message, principal)
             return _s.respond(reply, encoding)
         except Exception as exc:
-            return _s.error_response(exc, headers.accept)
+            return _s.error_response(exc, headers.accept, authorization=headers.authorization)
 
     async def serve_list_queues(request: Request) -> Response:
         headers = _s.request_headers(request.scope)
@@ -347,7 +347,7 @@ def dag_manager_service_public_routes(
             reply = await handler.list_queues(message, principal)
             return _s.respond(reply, encoding)
         except Exception as exc:
-            return _s.error_response(exc, headers.accept)
+            return _s.error_response(exc, headers.accept, authorization=headers.authorization)
 
     async def serve_get_queue_stats(request: Request) -> Response:
         headers = _s.request_headers(request.scope)
@@ -364,7 +364,7 @@ def dag_manager_service_public_routes(
             reply = await handler.get_queue_stats(message, principal)
             return _s.respond(reply, encoding)
         except Exception as exc:
-            return _s.error_response(exc, headers.accept)
+            return _s.error_response(exc, headers.accept, authorization=headers.authorization)
 
     async def serve_get_status(request: Request) -> Response:
         headers = _s.request_headers(request.scope)
@@ -383,7 +383,7 @@ def dag_manager_service_public_routes(
             public = _r.public_view(reply, _HIDDEN_QMTL_DAGMANAGER_V1_GET_STATUS_RESPONSE)
             return _s.respond(public, encoding)
         except Exception as exc:
-            return _s.error_response(exc, headers.accept)
+            return _s.error_response(exc, headers.accept, authorization=headers.authorization)
 
     return [
         Route(
@@ -453,7 +453,7 @@ def dag_manager_service_internal_routes(
             reply = await handler.diff(message, principal)
             return _s.respond(reply, encoding)
         except Exception as exc:
-            return _s.error_response(exc, headers.accept)
+            return _s.error_response(exc, headers.accept, authorization=headers.authorization)
 
     async def serve_redo_diff(request: Request) -> Response:
         headers = _s.request_headers(request.scope)
@@ -474,7 +474,7 @@ def dag_manager_service_internal_routes(
             reply = await handler.redo_diff(message, principal)
             return _s.respond(reply, encoding)
         except Exception as exc:
-            return _s.error_response(exc, headers.accept)
+            return _s.error_response(exc, headers.accept, authorization=headers.authorization)
 
     async def serve_trigger_gc(request: Request) -> Response:
         headers = _s.request_headers(request.scope)
@@ -495,7 +495,7 @@ def dag_manager_service_internal_routes(
             reply = await handler.trigger_gc(message, principal)
             return _s.respond(reply, encoding)
         except Exception as exc:
-            return _s.error_response(exc, headers.accept)
+            return _s.error_response(exc, headers.accept, authorization=headers.authorization)
 
     async def serve_get_health_detail(request: Request) -> Response:
         headers = _s.request_headers(request.scope)
@@ -512,7 +512,7 @@ def dag_manager_service_internal_routes(
             reply = await handler.get_health_detail(message, principal)
             return _s.respond(reply, encoding)
         except Exception as exc:
-            return _s.error_response(exc, headers.accept)
+            return _s.error_response(exc, headers.accept, authorization=headers.authorization)
 
     return [
         Route(

@@ -318,7 +318,7 @@ def gateway_service_public_routes(
             reply = await handler.get_strategy(message, principal)
             return _s.respond(reply, encoding)
         except Exception as exc:
-            return _s.error_response(exc, headers.accept)
+            return _s.error_response(exc, headers.accept, authorization=headers.authorization)
 
     async def serve_list_strategies(request: Request) -> Response:
         headers = _s.request_headers(request.scope)
@@ -335,7 +335,7 @@ def gateway_service_public_routes(
             reply = await handler.list_strategies(message, principal)
             return _s.respond(reply, encoding)
         except Exception as exc:
-            return _s.error_response(exc, headers.accept)
+            return _s.error_response(exc, headers.accept, authorization=headers.authorization)
 
     async def serve_get_strategy_status(request: Request) -> Response:
         headers = _s.request_headers(request.scope)
@@ -352,7 +352,7 @@ def gateway_service_public_routes(
             reply = await handler.get_strategy_status(message, principal)
             return _s.respond(reply, encoding)
         except Exception as exc:
-            return _s.error_response(exc, headers.accept)
+            return _s.error_response(exc, headers.accept, authorization=headers.authorization)
 
     async def serve_get_queues_by_tag(request: Request) -> Response:
         headers = _s.request_headers(request.scope)
@@ -369,7 +369,7 @@ def gateway_service_public_routes(
             reply = await handler.get_queues_by_tag(message, principal)
             return _s.respond(reply, encoding)
         except Exception as exc:
-            return _s.error_response(exc, headers.accept)
+            return _s.error_response(exc, headers.accept, authorization=headers.authorization)
 
     async def serve_get_work_item(request: Request) -> Response:
         headers = _s.request_headers(request.scope)
@@ -386,7 +386,7 @@ def gateway_service_public_routes(
             reply = await handler.get_work_item(message, principal)
             return _s.respond(reply, encoding)
         except Exception as exc:
-            return _s.error_response(exc, headers.accept)
+            return _s.error_response(exc, headers.accept, authorization=headers.authorization)
 
     async def serve_list_events(request: Request) -> Response:
         headers = _s.request_headers(request.scope)
@@ -403,7 +403,7 @@ def gateway_service_public_routes(
             reply = await handler.list_events(message, principal)
             return _s.respond(reply, encoding)
         except Exception as exc:
-            return _s.error_response(exc, headers.accept)
+            return _s.error_response(exc, headers.accept, authorization=headers.authorization)
 
     async def serve_list_callbacks(request: Request) -> Response:
         headers = _s.request_headers(request.scope)
@@ -420,7 +420,7 @@ def gateway_service_public_routes(
             reply = await handler.list_callbacks(message, principal)
             return _s.respond(reply, encoding)
         except Exception as exc:
-            return _s.error_response(exc, headers.accept)
+            return _s.error_response(exc, headers.accept, authorization=headers.authorization)
 
     async def serve_get_health(request: Request) -> Response:
         headers = _s.request_headers(request.scope)
@@ -439,7 +439,7 @@ def gateway_service_public_routes(
             public = _r.public_view(reply, _HIDDEN_QMTL_GATEWAY_V1_GET_HEALTH_RESPONSE)
             return _s.respond(public, encoding)
         except Exception as exc:
-            return _s.error_response(exc, headers.accept)
+            return _s.error_response(exc, headers.accept, authorization=headers.authorization)
 
     return [
         Route(
@@ -521,7 +521,7 @@ def gateway_service_internal_routes(
             reply = await handler.submit_strategy(message, principal)
             return _s.respond(reply, encoding)
         except Exception as exc:
-            return _s.error_response(exc, headers.accept)
+            return _s.error_response(exc, headers.accept, authorization=headers.authorization)
 
     async def serve_dry_run_strategy(request: Request) -> Response:
         headers = _s.request_headers(request.scope)
@@ -542,7 +542,7 @@ def gateway_service_internal_routes(
             reply = await handler.dry_run_strategy(message, principal)
             return _s.respond(reply, encoding)
         except Exception as exc:
-            return _s.error_response(exc, headers.accept)
+            return _s.error_response(exc, headers.accept, authorization=headers.authorization)
 
     async def serve_retry_strategy(request: Request) -> Response:
         headers = _s.request_headers(request.scope)
@@ -563,7 +563,7 @@ def gateway_service_internal_routes(
             reply = await handler.retry_strategy(message, principal)
             return _s.respond(reply, encoding)
         except Exception as exc:
-            return _s.error_response(exc, headers.accept)
+            return _s.error_response(exc, headers.accept, authorization=headers.authorization)
 
     async def serve_get_health_detail(request: Request) -> Response:
         headers = _s.request_headers(request.scope)
@@ -580,7 +580,7 @@ def gateway_service_internal_routes(
             reply = await handler.get_health_detail(message, principal)
             return _s.respond(reply, encoding)
         except Exception as exc:
-            return _s.error_response(exc, headers.accept)
+            return _s.error_response(exc, headers.accept, authorization=headers.authorization)
 
     return [
         Route(
