@@ -14,9 +14,12 @@ from hypothesis import strategies as st
 
 from qmtl.api.v1.service_token_pb2 import ServiceToken
 from qmtl.runtime.auth import DEFAULT_CLOCK_SKEW, DEFAULT_MAX_LIFETIME
+from tests.fuzz.profile import FUZZ
 from tests.fuzz.targets import TOKEN_CLOCK, TOKEN_SECRET, check_token, signed_token
 
-BOUNDED = settings(max_examples=300, deadline=None)
+# The suite's reproducible profile (derandomized, no example database), with more examples:
+# tokens are cheap to check.
+BOUNDED = settings(FUZZ, max_examples=300)
 NANOS = 1_000_000_000
 CLOCK_NS = (TOKEN_CLOCK - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1) * 1000
 CLOCK_S = CLOCK_NS // NANOS
