@@ -1,8 +1,8 @@
 """Refuses request bodies holding enum numbers their enum does not declare.
 
 proto3 enums are open: protobuf's binary and JSON parsers keep any number. Over HTTP such a
-number is far more likely a client's mistake than a value from a newer schema, so the routers
-refuse it (400 E_INVALID_ARGUMENT), as the query and path parsers already do
+number is far more likely a client's mistake than a value from a newer schema, so a route's
+Binding.from_body refuses it (400 E_INVALID_ARGUMENT), as the query and path parsers already do
 (qmtl.runtime.http.params.enum_parser), and the OpenAPI documents list the declared numbers.
 Only message types that can reach an enum field are walked, and only their set fields.
 """

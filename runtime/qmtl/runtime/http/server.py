@@ -32,6 +32,7 @@ from starlette.types import Receive, Scope, Send
 
 from qmtl.runtime import auth, codec
 from qmtl.runtime.errors import ErrorCode, QmtlError, known_codes
+from qmtl.runtime.http.declared_enums import check_declared
 from qmtl.runtime.http.limits import (
     DEFAULT_MAX_BODY_BYTES,
     declared_too_large,
@@ -138,6 +139,8 @@ class Binding(Generic[M]):
             msg = self.request()
             target = getattr(msg, self.body)
             target.CopyFrom(codec.decode(type(target), body, encoding))
+        # Requests only: a client decoding a newer server's reply must keep unknown numbers.
+        check_declared(msg)
         if self.path:
             parse_path_into(msg, self.path, path_params, body=False)
         self.query.parse_into(msg, query_string)

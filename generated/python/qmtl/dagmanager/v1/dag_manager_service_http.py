@@ -44,7 +44,6 @@ from qmtl.dagmanager.v1.queue_messages_pb2 import (
 )
 from qmtl.dagmanager.v1.status_messages_pb2 import GetStatusRequest, GetStatusResponse
 from qmtl.runtime import auth, codec
-from qmtl.runtime.http import declared_enums as _e
 from qmtl.runtime.http import params as _p
 from qmtl.runtime.http import redact as _r
 from qmtl.runtime.http import server as _s
@@ -449,7 +448,6 @@ def dag_manager_service_internal_routes(
                 await request.body(),
                 headers.content_type,
             )
-            _e.check_declared(message)
             reply = await handler.diff(message, principal)
             return _s.respond(reply, encoding)
         except Exception as exc:
@@ -470,7 +468,6 @@ def dag_manager_service_internal_routes(
                 await request.body(),
                 headers.content_type,
             )
-            _e.check_declared(message)
             reply = await handler.redo_diff(message, principal)
             return _s.respond(reply, encoding)
         except Exception as exc:
@@ -491,7 +488,6 @@ def dag_manager_service_internal_routes(
                 await request.body(),
                 headers.content_type,
             )
-            _e.check_declared(message)
             reply = await handler.trigger_gc(message, principal)
             return _s.respond(reply, encoding)
         except Exception as exc:

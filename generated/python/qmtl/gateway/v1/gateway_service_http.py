@@ -45,7 +45,6 @@ from qmtl.gateway.v1.strategy_messages_pb2 import (
 )
 from qmtl.gateway.v1.work_messages_pb2 import GetWorkItemRequest, GetWorkItemResponse
 from qmtl.runtime import auth, codec
-from qmtl.runtime.http import declared_enums as _e
 from qmtl.runtime.http import params as _p
 from qmtl.runtime.http import redact as _r
 from qmtl.runtime.http import server as _s
@@ -517,7 +516,6 @@ def gateway_service_internal_routes(
                 await request.body(),
                 headers.content_type,
             )
-            _e.check_declared(message)
             reply = await handler.submit_strategy(message, principal)
             return _s.respond(reply, encoding)
         except Exception as exc:
@@ -538,7 +536,6 @@ def gateway_service_internal_routes(
                 await request.body(),
                 headers.content_type,
             )
-            _e.check_declared(message)
             reply = await handler.dry_run_strategy(message, principal)
             return _s.respond(reply, encoding)
         except Exception as exc:
@@ -559,7 +556,6 @@ def gateway_service_internal_routes(
                 await request.body(),
                 headers.content_type,
             )
-            _e.check_declared(message)
             reply = await handler.retry_strategy(message, principal)
             return _s.respond(reply, encoding)
         except Exception as exc:
