@@ -86,7 +86,10 @@ WRAP
   site="$("$VENV/bin/python" -c 'import os, google.api.annotations_pb2 as m; print(os.path.dirname(m.__file__))')"
   mkdir -p "$deps"
   cp "$site"/annotations.proto "$site"/http.proto "$site"/field_behavior.proto "$deps"/
-  say "schema toolchain: google/api protos copied from googleapis-common-protos into .tools/proto-deps"
+  # google/rpc/code.proto: gRPC status names of the error catalogue (error_code_options.proto).
+  mkdir -p "$TOOLS/proto-deps/google/rpc"
+  cp "$site"/../rpc/code.proto "$TOOLS/proto-deps/google/rpc/"
+  say "schema toolchain: google/api and google/rpc protos copied from googleapis-common-protos into .tools/proto-deps"
 }
 
 phase_versions() {

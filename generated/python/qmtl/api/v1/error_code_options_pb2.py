@@ -24,15 +24,16 @@ _sym_db = _symbol_database.Default()
 
 
 from google.protobuf import descriptor_pb2 as google_dot_protobuf_dot_descriptor__pb2
+from google.rpc import code_pb2 as google_dot_rpc_dot_code__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$qmtl/api/v1/error_code_options.proto\x12\x0bqmtl.api.v1\x1a google/protobuf/descriptor.proto\"^\n\tErrorInfo\x12\x12\n\x04\x63ode\x18\x01 \x01(\tR\x04\x63ode\x12\x1f\n\x0bhttp_status\x18\x02 \x01(\x05R\nhttpStatus\x12\x1c\n\tretryable\x18\x03 \x01(\x08R\tretryable:Z\n\nerror_info\x12!.google.protobuf.EnumValueOptions\x18\xba\x8e\x03 \x01(\x0b\x32\x16.qmtl.api.v1.ErrorInfoR\terrorInfob\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$qmtl/api/v1/error_code_options.proto\x12\x0bqmtl.api.v1\x1a google/protobuf/descriptor.proto\x1a\x15google/rpc/code.proto\"\x8d\x01\n\tErrorInfo\x12\x12\n\x04\x63ode\x18\x01 \x01(\tR\x04\x63ode\x12\x1f\n\x0bhttp_status\x18\x02 \x01(\x05R\nhttpStatus\x12\x1c\n\tretryable\x18\x03 \x01(\x08R\tretryable\x12-\n\tgrpc_code\x18\x04 \x01(\x0e\x32\x10.google.rpc.CodeR\x08grpcCode:Z\n\nerror_info\x12!.google.protobuf.EnumValueOptions\x18\xba\x8e\x03 \x01(\x0b\x32\x16.qmtl.api.v1.ErrorInfoR\terrorInfob\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'qmtl.api.v1.error_code_options_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ERRORINFO']._serialized_start=87
-  _globals['_ERRORINFO']._serialized_end=181
+  _globals['_ERRORINFO']._serialized_start=111
+  _globals['_ERRORINFO']._serialized_end=252
 # @@protoc_insertion_point(module_scope)

@@ -15,6 +15,7 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import descriptor_pb2 as _descriptor_pb2
 from google.protobuf import message as _message
 from google.protobuf.internal import extension_dict as _extension_dict
+from google.rpc import code_pb2 as _code_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -35,22 +36,28 @@ class ErrorInfo(_message.Message):
     CODE_FIELD_NUMBER: _builtins.int
     HTTP_STATUS_FIELD_NUMBER: _builtins.int
     RETRYABLE_FIELD_NUMBER: _builtins.int
+    GRPC_CODE_FIELD_NUMBER: _builtins.int
     code: _builtins.str
     """Stable machine code sent in `ErrorDetail.code`, e.g. `E_NODE_ID_MISMATCH`."""
     http_status: _builtins.int
     """HTTP status code the error is served with, e.g. 400."""
     retryable: _builtins.bool
     """Whether a client may retry the same request unchanged (after backoff)."""
+    grpc_code: _code_pb2.Code.ValueType
+    """gRPC status the error is served with over gRPC, e.g. NOT_FOUND; the
+    ErrorDetail itself travels in the `qmtl-error-detail-bin` trailer.
+    """
     def __init__(
         self,
         *,
         code: _builtins.str = ...,
         http_status: _builtins.int = ...,
         retryable: _builtins.bool = ...,
+        grpc_code: _code_pb2.Code.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "http_status", b"http_status", "retryable", b"retryable"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "grpc_code", b"grpc_code", "http_status", b"http_status", "retryable", b"retryable"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -129,6 +129,13 @@ class _ErrorCodeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorCode.V
 
     details: `{limit_bytes}`.
     """
+    ERROR_CODE_UNIMPLEMENTED: _ErrorCode.ValueType  # 27
+    """The service does not implement this rpc (HTTP 501, gRPC UNIMPLEMENTED):
+    the generated handler base class answers it for every method a service
+    leaves out, so a missing method is never a 500.
+
+    details: `{rpc}`.
+    """
 
 class ErrorCode(_ErrorCode, metaclass=_ErrorCodeEnumTypeWrapper):
     """ErrorCode lists the known values of `ErrorDetail.code`.
@@ -244,5 +251,12 @@ ERROR_CODE_PAYLOAD_TOO_LARGE: ErrorCode.ValueType  # 26
 not read past the limit.
 
 details: `{limit_bytes}`.
+"""
+ERROR_CODE_UNIMPLEMENTED: ErrorCode.ValueType  # 27
+"""The service does not implement this rpc (HTTP 501, gRPC UNIMPLEMENTED):
+the generated handler base class answers it for every method a service
+leaves out, so a missing method is never a 500.
+
+details: `{rpc}`.
 """
 Global___ErrorCode: _TypeAlias = ErrorCode  # noqa: Y015
