@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Builds the static docs site docs/site/ from the public OpenAPI document and the schema reference:
-#   scripts/docs.sh [--openapi FILE] [--reference FILE] [--out DIR]
-# defaults: docs/openapi/public.openapi.json, docs/schemas/reference.md, docs/site.
+# Builds the static docs site docs/site/ from the OpenAPI documents and the Markdown pages:
+#   scripts/docs.sh [--openapi FILE] [--internal FILE]... [--reference FILE] [--page FILE]... [--out DIR]
+# defaults: docs/openapi/public.openapi.json, every docs/openapi/*.internal.openapi.json (each on
+# a page of its own, marked internal), docs/schemas/reference.md, docs/api/ACCESS.md, docs/site.
 # The npm packages are pinned by docs/site-src/package-lock.json; `npm ci` runs only when
 # node_modules is missing or was installed from another lock file. The output is deterministic.
 set -euo pipefail
@@ -11,6 +12,10 @@ SRC="$ROOT/docs/site-src"
 OPENAPI="$ROOT/docs/openapi/public.openapi.json"
 REFERENCE="$ROOT/docs/schemas/reference.md"
 OUT="$ROOT/docs/site"
+INTERNAL=()
+PAGES=()
+internal_given=0
+pages_given=0
 
 say() { printf '==> %s\n' "$*"; }
 die() { printf 'docs: error: %s\n' "$*" >&2; exit 1; }
@@ -19,11 +24,17 @@ abspath() { case "$1" in /*) printf '%s' "$1" ;; *) printf '%s/%s' "$ROOT" "$1" 
 while [ $# -gt 0 ]; do
   case "$1" in
     --openapi) OPENAPI="$(abspath "${2:?--openapi needs a file}")"; shift 2 ;;
+    --internal) INTERNAL+=("$(abspath "${2:?--internal needs a file}")"); internal_given=1; shift 2 ;;
     --reference) REFERENCE="$(abspath "${2:?--reference needs a file}")"; shift 2 ;;
+    --page) PAGES+=("$(abspath "${2:?--page needs a file}")"); pages_given=1; shift 2 ;;
     --out) OUT="$(abspath "${2:?--out needs a folder}")"; shift 2 ;;
-    *) die "unknown argument '$1' (usage: scripts/docs.sh [--openapi FILE] [--reference FILE] [--out DIR])" ;;
+    *) die "unknown argument '$1' (usage: scripts/docs.sh [--openapi FILE] [--internal FILE]... [--reference FILE] [--page FILE]... [--out DIR])" ;;
   esac
 done
+if [ "$internal_given" = 0 ]; then
+  for f in "$ROOT"/docs/openapi/*.internal.openapi.json; do [ -f "$f" ] && INTERNAL+=("$f"); done
+fi
+[ "$pages_given" = 1 ] || PAGES=("$ROOT/docs/api/ACCESS.md")
 
 command -v node >/dev/null || die "node is not installed"
 command -v npm >/dev/null || die "npm is not installed"
@@ -51,5 +62,8 @@ install_packages
 flock -u 9
 
 say "docs [2/2]: building ${OUT#"$ROOT"/}/"
-node "$SRC/build.mjs" --openapi "$OPENAPI" --reference "$REFERENCE" --out "$OUT"
+args=(--openapi "$OPENAPI" --reference "$REFERENCE" --out "$OUT")
+for f in "${INTERNAL[@]}"; do args+=(--internal "$f"); done
+for f in "${PAGES[@]}"; do args+=(--page "$f"); done
+node "$SRC/build.mjs" "${args[@]}"
 say "docs: open file://$OUT/index.html"

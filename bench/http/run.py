@@ -10,7 +10,8 @@ the median round of each is reported, and the median of the per-round ratios.
 
 - bare:      a Starlette route returning the golden GetQueuesByTagResponse bytes
 - generated: Gateway's generated GetQueuesByTag route (bearer token verified, scopes checked,
-             tags/interval query parsed, Accept negotiated, the fixture message encoded)
+             tags/interval query parsed, Accept negotiated, a Context built, the handler
+             called through the pipeline, the fixture message encoded)
 - fastapi:   for reference, a plain FastAPI path operation returning the same raw bytes
 
 The ratio generated/bare is the figure of merit (goal: >= 0.85). It is printed twice: from
@@ -64,22 +65,21 @@ def bare_app() -> Any:
 
 def generated_app() -> Any:
     from qmtl.gateway.v1 import gateway_service_http
+    from qmtl.gateway.v1.gateway_service_handler import GatewayServiceBase
     from qmtl.gateway.v1.queue_messages_pb2 import (
         GetQueuesByTagRequest,
         GetQueuesByTagResponse,
     )
-    from qmtl.runtime.auth import HmacTokenVerifier, Principal
+    from qmtl.runtime.auth import HmacTokenVerifier
+    from qmtl.runtime.context import Context
 
     reply = GetQueuesByTagResponse.FromString(payload())
 
-    class Handler:
+    class Handler(GatewayServiceBase):
         async def get_queues_by_tag(
-            self, request: GetQueuesByTagRequest, principal: Principal | None
+            self, request: GetQueuesByTagRequest, ctx: Context
         ) -> GetQueuesByTagResponse:
             return reply
-
-        def __getattr__(self, name: str) -> Any:
-            raise NotImplementedError(name)
 
     return gateway_service_http.create_gateway_service_public_app(
         Handler(),

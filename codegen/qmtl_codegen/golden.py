@@ -27,7 +27,7 @@ from google.protobuf import descriptor, json_format, message, message_factory
 from google.protobuf.compiler import plugin_pb2
 
 from qmtl_codegen.descriptors import Schema
-from qmtl_codegen.plugin import GeneratorError, OutputFile, parse_parameter, run
+from qmtl_codegen.plugin import GeneratorError, OutputFile, parse_options, run
 
 FD = descriptor.FieldDescriptor
 # Beyond this depth nested messages stay unset, which ends recursive types such as Struct.
@@ -202,9 +202,15 @@ def fixture_files(schema: Schema, existing: Path | None) -> Iterator[OutputFile]
             yield OutputFile(f"{stem}.json", to_json(sample.instance))
 
 
+@dataclass(frozen=True, slots=True)
+class GoldenOptions:
+    # Directory of the fixtures already committed: names found there are not written again.
+    existing: str = ""
+
+
 def generate(request: plugin_pb2.CodeGeneratorRequest) -> Iterator[OutputFile]:
-    options = parse_parameter(request.parameter)
-    existing = Path(options["existing"]) if options.get("existing") else None
+    options = parse_options("golden", request.parameter, GoldenOptions)
+    existing = Path(options.existing) if options.existing else None
     yield from fixture_files(Schema.from_request(request), existing)
 
 

@@ -1,11 +1,12 @@
 """The HTTP routers: `<file>_http.py` next to the messages of every .proto that has a service.
 
-Each module holds, per service, the handler Protocol, the public and internal Starlette routes
-and an app factory per listener (see qmtl_codegen.httpmodel for the rules and
-docs/api/HTTP.md for the contract). The endpoints are emitted as plain
-`async def endpoint(request) -> Response` functions because FastAPI's per-request dependency
-solving and validation would cost most of a route's time, while the generator already knows
-every type.
+Each module is data (see qmtl_codegen.httpmodel for the rules and docs/api/HTTP.md for the
+contract): per route a `Binding` (how the request message is built from path, query and body)
+and an `HttpRoute` row (rpc spec, binding, verb, path, listener), plus per listener a routes
+function and an app factory that hand the table to the runtime
+(`qmtl.runtime.gen.http_server.routes`), which builds one endpoint closure per route at
+startup. The handler Protocol and the rpc specs come from `<file>_handler.py`
+(qmtl_codegen.handlers); no per-rpc code is emitted.
 """
 
 from __future__ import annotations
@@ -16,13 +17,15 @@ from collections.abc import Iterator
 import jinja2
 from google.protobuf.compiler import plugin_pb2
 
-from qmtl_codegen import httpmodel
+from qmtl_codegen import handlers, httpmodel
 from qmtl_codegen.descriptors import Schema
 from qmtl_codegen.plugin import OutputFile, header_line, run
 from qmtl_codegen.templating import environment
 
-TEMPLATE = "http_routes.py.j2"
+TEMPLATE = "http_routes_data.py.j2"
 KIND = "http-routes"
+# The runtime contract (qmtl.runtime.gen.CONTRACT_VERSION) the routers are written for.
+CONTRACT_VERSION = handlers.CONTRACT_VERSION
 
 
 @functools.cache
@@ -30,18 +33,25 @@ def template(name: str) -> jinja2.Template:
     return environment().get_template(name)
 
 
+def handler_import(model: httpmodel.FileModel) -> str:
+    """The import of the file's handler module: each service's Protocol and spec."""
+    module = f"{model.module_dir.replace('/', '.')}.{model.stem}_handler"
+    names = sorted(
+        name
+        for service in model.services
+        for name in (f"{service.name}Handler", service.python_name.upper())
+    )
+    return httpmodel.import_line(module, names)
+
+
 def render_file(model: httpmodel.FileModel, template_name: str, kind: str) -> str:
-    imports = httpmodel.imports_for(model.message_types())
     return template(template_name).render(
         header=header_line(kind, model.source),
+        contract=CONTRACT_VERSION,
         services=model.services,
-        hidden=model.hidden,
-        hidden_code=httpmodel.hidden_code,
-        imports=imports.lines,
-        ref=imports.ref,
-        pytuple=httpmodel.pytuple,
+        handler_module=f"{model.stem}_handler",
+        handler_import=handler_import(model),
         param_code=httpmodel.param_code,
-        docstring=httpmodel.python_docstring,
     )
 
 

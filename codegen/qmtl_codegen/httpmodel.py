@@ -1,25 +1,28 @@
 """What the HTTP routers and clients are generated from: each service's rpcs and their routes.
 
-Everything comes from the rpc's `google.api.http` rule and `(qmtl.api.v1.access)` option, read
-through qmtl_codegen.options, and follows docs/api/HTTP.md: public methods are GETs on the
+Everything comes from qmtl_codegen.api (the one model of services, rpcs and bindings, where
+every binding rule is checked) and follows docs/api/HTTP.md: public methods are GETs on the
 public listener, internal ones keep their rule's verb on the internal listener; path variables
 fill request fields, the body (`*` or one field) fills the rest when there is one, and every
 remaining leaf field is a query parameter named by its JSON name (the proto name also works).
 Nothing is configured per rpc: a new rpc in a schema gets its route and client method.
 
-The leaf-field rules match the OpenAPI generator's (qmtl_codegen.openapi_operations), so the
+The leaf-field rules are the model's, which the OpenAPI generator reads too, so the
 parameters a router accepts are those the document lists.
 """
 
 from __future__ import annotations
 
+import builtins
 import keyword
 import re
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 from google.protobuf import descriptor
 
 from qmtl_codegen import options
+from qmtl_codegen.api import model, pathtemplate
 from qmtl_codegen.descriptors import Schema
 from qmtl_codegen.plugin import GeneratorError
 
@@ -78,7 +81,7 @@ class ParamModel:
 
     names: tuple[str, ...]  # JSON name first, then the proto name if it differs
     path: tuple[str, ...]  # proto field names from the request
-    parser: str  # expression in the generated module, e.g. `_p.parse_int64`
+    parser: str  # expression in the generated module, e.g. `_qmtl_http.parse_int64`
     slot: str  # qmtl.runtime.http.params.Slot member name
 
 
@@ -102,6 +105,17 @@ class RouteModel:
     path_params: tuple[ParamModel, ...]
     query_params: tuple[ParamModel, ...]
     required: tuple[RequiredModel, ...]
+    # The template parsed (qmtl_codegen.api.pathtemplate); None only when built by hand.
+    path: pathtemplate.PathTemplate | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PagingModel:
+    """A list rpc's paging fields (qmtl.common.v1.PageRequest in, PageInfo out)."""
+
+    request_field: str
+    response_field: str
+    items_field: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,9 +142,14 @@ class RpcModel:
     public: bool
     scopes: tuple[str, ...]
     allow_anonymous: bool
-    routes: tuple[RouteModel, ...]
+    routes: tuple[RouteModel, ...]  # () for a gRPC-only rpc
     # The Hidden constant a public route clears its reply with; "" when nothing is hidden.
     public_view: str = ""
+    # GET-bound, or idempotency_level NO_SIDE_EFFECTS / IDEMPOTENT: safe to retry.
+    idempotent: bool = False
+    # Wire codes of the rpc's (qmtl.api.v1.errors) option, checked against the catalogue.
+    errors: tuple[str, ...] = ()
+    paged: PagingModel | None = None
 
     @property
     def scopes_constant(self) -> str:
@@ -145,7 +164,9 @@ class ServiceModel:
     comment: str
     package: str
     area: str  # qmtl.<area>.v1
-    rpcs: tuple[RpcModel, ...]
+    rpcs: tuple[RpcModel, ...]  # the rpcs with an HTTP rule
+    # Every rpc, gRPC-only ones included, when built with include_grpc_only; else `rpcs`.
+    all_rpcs: tuple[RpcModel, ...] = field(default=())
 
     @property
     def public_rpcs(self) -> tuple[RpcModel, ...]:
@@ -170,20 +191,33 @@ class FileModel:
         found = {
             t.full_name: t
             for service in self.services
-            for rpc in service.rpcs
+            for rpc in service.all_rpcs
             for t in (rpc.request, rpc.response)
         }
         return [found[name] for name in sorted(found)]
 
+    def defined_names(self) -> frozenset[str]:
+        """Module-level names the generated modules of this file bind themselves.
 
-# As in qmtl_codegen.options: `{field}` or `{field=pattern}`, the field possibly dotted.
-_VARIABLE = re.compile(r"\{([^{}=]*)(?:=([^{}]*))?\}")
+        A message class with one of these names is imported qualified (imports_for).
+        """
+        names: set[str] = set()
+        for service in self.services:
+            s, snake = service.name, service.python_name
+            names |= {f"{s}Handler", f"{s}Base", f"{s}Client", f"Async{s}Client"}
+            names |= {f"{s}GrpcAdapter", f"{s}Servicer", f"{s}Stub", snake.upper()}
+            names |= {f"add_{snake}_to_server", f"{snake}_public_routes"}
+            names |= {f"{snake}_internal_routes", f"create_{snake}_public_app"}
+            names.add(f"create_{snake}_internal_app")
+            for rpc in service.all_rpcs:
+                names.add(rpc.scopes_constant)
+                names |= {name for r in rpc.routes for name in (r.constant, r.function)}
+        names |= {table.constant for table in self.hidden}
+        return frozenset(names)
 
-
-def _starlette_variable(match: re.Match[str]) -> str:
-    # Starlette names cannot hold dots; `{a.b}` binds the parameter `a__b`. `**` spans slashes.
-    name = match.group(1).replace(".", "__")
-    return "{" + name + (":path" if match.group(2) == "**" else "") + "}"
+    def imports(self) -> Imports:
+        """The message imports of this file's generated modules, collisions qualified."""
+        return imports_for(self.message_types(), taken=TEMPLATE_NAMES | self.defined_names())
 
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
@@ -209,36 +243,26 @@ def py_type(desc: descriptor.Descriptor) -> PyType:
     return PyType(python_module(desc.file.name), local, desc.full_name)
 
 
-def _json_name(fld: FD) -> str:
-    name: str = fld.json_name  # type: ignore[attr-defined]
-    return name
-
-
-def _is_map(fld: FD) -> bool:
-    entry = fld.message_type
-    return bool(fld.is_repeated) and entry is not None and entry.GetOptions().map_entry
-
-
-def _leaf(fld: FD, proto_path: tuple[str, ...], json_path: tuple[str, ...]) -> ParamModel | None:
-    """The parameter of a leaf field, or None if the field is no leaf (a nested message)."""
+def _leaf(path: model.FieldPath) -> ParamModel:
+    """The parameter of a leaf field (model.leaf_kind is not None)."""
+    fld = path.leaf
     msg = fld.message_type
     repeated = bool(fld.is_repeated)
-    if msg is None:
-        if fld.enum_type is not None:
-            parser = f'_p.enum_parser("{fld.enum_type.full_name}")'
-        else:
-            parser = f"_p.{_SCALAR_PARSERS[fld.type]}"
+    kind = model.leaf_kind(fld)
+    if kind == "enum":
+        parser = f'_qmtl_http.enum_parser("{fld.enum_type.full_name}")'
         slot = "REPEATED" if repeated else "SCALAR"
-    elif msg.full_name in _LEAF_MESSAGES:
-        parser = f"_p.{_LEAF_MESSAGES[msg.full_name]}"
+    elif kind == "scalar":
+        parser = f"_qmtl_http.{_SCALAR_PARSERS[fld.type]}"
+        slot = "REPEATED" if repeated else "SCALAR"
+    elif kind == "well_known":
+        parser = f"_qmtl_http.{_LEAF_MESSAGES[msg.full_name]}"
         slot = "REPEATED_MESSAGE" if repeated else "MESSAGE"
-    elif msg.full_name in _WRAPPERS:
-        parser = f"_p.{_SCALAR_PARSERS[_WRAPPERS[msg.full_name]]}"
-        slot = "REPEATED_WRAPPER" if repeated else "WRAPPER"
     else:
-        return None
-    names = (".".join(json_path), ".".join(proto_path))
-    return ParamModel(tuple(dict.fromkeys(names)), proto_path, parser, slot)
+        parser = f"_qmtl_http.{_SCALAR_PARSERS[_WRAPPERS[msg.full_name]]}"
+        slot = "REPEATED_WRAPPER" if repeated else "WRAPPER"
+    names = (".".join(path.json_path), ".".join(path.proto_path))
+    return ParamModel(tuple(dict.fromkeys(names)), path.proto_path, parser, slot)
 
 
 def _hidden_constant(desc: descriptor.Descriptor) -> str:
@@ -268,7 +292,7 @@ class _Builder:
                 clear.append(fld.name)
                 continue
             inner = fld.message_type
-            if _is_map(fld):
+            if model.is_map(fld):
                 inner = fld.message_type.fields_by_name["value"].message_type
             if inner is None or inner.full_name in stack:
                 continue
@@ -277,129 +301,48 @@ class _Builder:
                 nested.append((fld.name, table.constant))
         if not clear and not nested:
             return None
-        model = HiddenModel(_hidden_constant(desc), tuple(clear), tuple(nested))
-        self.hidden[desc.full_name] = model
-        return model
+        hidden = HiddenModel(_hidden_constant(desc), tuple(clear), tuple(nested))
+        self.hidden[desc.full_name] = hidden
+        return hidden
 
     def required(self, fld: FD) -> bool:
         return "REQUIRED" in options.field_behaviors(self.schema.pool, fld)
 
-    def field_at(self, desc: descriptor.Descriptor, dotted: str, where: str) -> FD:
-        current: descriptor.Descriptor | None = desc
-        fld: FD | None = None
-        for part in dotted.split("."):
-            fld = current.fields_by_name.get(part) if current is not None else None
-            if fld is None:
-                raise GeneratorError(f"{where}: {desc.full_name} has no field {dotted}")
-            current = fld.message_type
-        assert fld is not None
-        return fld
-
-    def query(
-        self,
-        desc: descriptor.Descriptor,
-        proto_prefix: tuple[str, ...],
-        json_prefix: tuple[str, ...],
-        bound: set[str],
-        seen: frozenset[str],
-        required_chain: bool,
-        required: list[RequiredModel],
-    ) -> list[ParamModel]:
-        found: list[ParamModel] = []
-        seen = seen | {desc.full_name}
-        for fld in desc.fields:
-            proto_path = (*proto_prefix, fld.name)
-            json_path = (*json_prefix, _json_name(fld))
-            if ".".join(proto_path) in bound or _is_map(fld):
-                continue
-            is_required = required_chain and self.required(fld)
-            param = _leaf(fld, proto_path, json_path)
-            if param is not None:
-                found.append(param)
-                if is_required and proto_prefix:
-                    # Top-level REQUIRED fields are checked apart, for every binding.
-                    required.append(RequiredModel(".".join(proto_path), ".".join(json_path)))
-                continue
-            msg = fld.message_type
-            assert msg is not None
-            # Free-form well-known types, repeated messages and recursion have no query form.
-            if msg.full_name.startswith(WELL_KNOWN) or fld.is_repeated or msg.full_name in seen:
-                continue
-            found += self.query(msg, proto_path, json_path, bound, seen, is_required, required)
-        return found
-
-    def route(
-        self,
-        method: descriptor.MethodDescriptor,
-        binding: options.HttpBinding,
-        index: int,
-        public: bool,
-        python_name: str,
-    ) -> RouteModel:
-        where = method.full_name
-        if public and binding.method != "GET":
-            raise GeneratorError(f"{where}: public methods are served as GET only")
-        if binding.method not in ("GET", "POST", "PUT", "PATCH", "DELETE"):
-            raise GeneratorError(f"{where}: HTTP method {binding.method} is not supported")
-        if binding.method == "GET" and binding.body:
-            raise GeneratorError(f"{where}: a GET binding cannot carry a body")
-        if binding.response_body:
-            raise GeneratorError(f"{where}: response_body is not supported")
-        request = method.input_type
-        if binding.body not in ("", "*"):
-            body_field = self.field_at(request, binding.body, where)
-            if "." in binding.body or body_field.message_type is None or body_field.is_repeated:
-                raise GeneratorError(
-                    f"{where}: body {binding.body} must name a singular message field"
-                )
-        path_params: list[ParamModel] = []
-        for variable in options.path_variables(binding.path):
-            fld = self.field_at(request, variable.field, where)
-            proto_path = tuple(variable.field.split("."))
-            json_path = tuple(
-                _json_name(self.field_at(request, ".".join(proto_path[: i + 1]), where))
-                for i in range(len(proto_path))
-            )
-            param = _leaf(fld, proto_path, json_path)
-            if param is None or fld.is_repeated:
-                raise GeneratorError(f"{where}: path variable {variable.field} must be a scalar")
-            if variable.pattern not in ("*", "**"):
-                raise GeneratorError(
-                    f"{where}: path pattern {variable.pattern} is not supported (only * and **)"
-                )
-            path_params.append(param)
+    def route(self, rpc: model.Rpc, binding: model.Binding, python_name: str) -> RouteModel:
+        request = rpc.method.input_type
+        bound = binding.path.fields
         # A field bound to the path is always there: the route would not match without it.
         required = [
-            RequiredModel(f.name, _json_name(f))
+            RequiredModel(f.name, model.json_name(f))
             for f in request.fields
-            if self.required(f) and f.name not in binding.path_parameters
+            if self.required(f) and f.name not in bound
         ]
-        query: list[ParamModel] = []
-        if binding.body != "*":
-            bound = {*binding.path_parameters, binding.body} - {""}
-            query = self.query(request, (), (), bound, frozenset(), True, required)
-        suffix = f"_{index}" if index else ""
+        # Top-level REQUIRED fields are checked apart above, for every binding.
+        required += [
+            RequiredModel(".".join(q.path.proto_path), ".".join(q.path.json_path))
+            for q in binding.query
+            if q.required and len(q.path.fields) > 1
+        ]
+        suffix = f"_{binding.index}" if binding.index else ""
         return RouteModel(
-            constant=f"_{_constant(method.name)}{suffix.upper()}",
+            constant=f"_{_constant(rpc.name)}{suffix.upper()}",
             # A prefix, so that no rpc name can shadow a module the endpoints use (`auth`).
             function=f"serve_{python_name}{suffix}",
-            verb=binding.method,
-            template=binding.path,
-            starlette_path=_VARIABLE.sub(_starlette_variable, binding.path),
-            route_name=method.full_name + suffix,
+            verb=binding.verb,
+            template=binding.template,
+            # Starlette names cannot hold dots (`{a.b}` binds `a__b`); `:path` spans slashes.
+            starlette_path=binding.path.render("{{{name}{suffix}}}"),
+            route_name=rpc.full_name + suffix,
             body=binding.body,
-            path_params=tuple(path_params),
-            query_params=tuple(query),
+            path_params=tuple(_leaf(path) for path in binding.path_fields),
+            query_params=tuple(_leaf(q.path) for q in binding.query),
             required=tuple(required),
+            path=binding.path,
         )
 
-    def rpc(self, method: descriptor.MethodDescriptor, used: set[str]) -> RpcModel | None:
-        rule = options.http_rule(self.schema.pool, method)
-        if rule is None:
-            return None  # gRPC only
-        access = options.require_access(self.schema.pool, method)
-        if method.client_streaming or method.server_streaming:
-            raise GeneratorError(f"{method.full_name}: streaming rpcs have no HTTP form")
+    def rpc(self, rpc: model.Rpc, used: set[str]) -> RpcModel:
+        method = rpc.method
+        access = rpc.access
         table = self.hidden_table(method.output_type) if access.is_public else None
         python_name = snake_case(method.name)
         if keyword.iskeyword(python_name) or python_name in _RESERVED:
@@ -407,6 +350,7 @@ class _Builder:
         if python_name in used:
             raise GeneratorError(f"{method.full_name}: {python_name} clashes with another rpc")
         used.add(python_name)
+        paging = rpc.paging
         return RpcModel(
             name=method.name,
             full_name=method.full_name,
@@ -417,41 +361,49 @@ class _Builder:
             public=access.is_public,
             scopes=access.scopes,
             allow_anonymous=access.allow_anonymous,
-            routes=tuple(
-                self.route(method, binding, index, access.is_public, python_name)
-                for index, binding in enumerate(rule.bindings)
-            ),
+            routes=tuple(self.route(rpc, b, python_name) for b in rpc.bindings),
             public_view=table.constant if table is not None else "",
+            idempotent=rpc.idempotent,
+            errors=rpc.errors,
+            paged=PagingModel(paging.request_field, paging.response_field, paging.items_field)
+            if paging is not None
+            else None,
         )
 
-    def service(self, service: descriptor.ServiceDescriptor) -> ServiceModel:
+    def service(self, service: model.Service) -> ServiceModel:
         used: set[str] = set()
-        rpcs = [self.rpc(method, used) for method in service.methods]
-        package = service.file.package
+        desc = service.service
+        all_rpcs = tuple(self.rpc(rpc, used) for rpc in service.rpcs)
+        package = desc.file.package
         parts = package.split(".")
         return ServiceModel(
-            name=service.name,
-            full_name=service.full_name,
-            python_name=snake_case(service.name),
-            comment=self.schema.comment(service.full_name),
+            name=desc.name,
+            full_name=desc.full_name,
+            python_name=snake_case(desc.name),
+            comment=self.schema.comment(desc.full_name),
             package=package,
             area=parts[1] if len(parts) > 2 and parts[0] == "qmtl" else parts[-1],
-            rpcs=tuple(rpc for rpc in rpcs if rpc is not None),
+            rpcs=tuple(rpc for rpc in all_rpcs if rpc.routes),
+            all_rpcs=all_rpcs,
         )
 
 
-def file_models(schema: Schema) -> list[FileModel]:
-    """A model of every target file that declares a service with at least one HTTP rule."""
+def file_models(schema: Schema, *, include_grpc_only: bool = False) -> list[FileModel]:
+    """A model of every target file that declares a service with at least one HTTP rule.
+
+    With `include_grpc_only`, also files and services whose rpcs have none; their
+    ServiceModel.all_rpcs then lists every rpc (`rpcs` stays the HTTP-bound ones).
+    """
     build = _Builder(schema)
+    by_file: dict[str, list[model.Service]] = {}
+    for service in model.services(schema, include_grpc_only=include_grpc_only):
+        by_file.setdefault(service.service.file.name, []).append(service)
     found: list[FileModel] = []
     for file in schema.targets:
-        build.hidden = {}
-        # The file's proto keeps declaration order; services_by_name does not promise it.
-        names = [s.name for s in schema.protos[file.name].service]
-        services = [build.service(file.services_by_name[name]) for name in names]
-        services = [s for s in services if s.rpcs]
-        if not services:
+        if file.name not in by_file:
             continue
+        build.hidden = {}
+        services = tuple(build.service(service) for service in by_file[file.name])
         module_dir, _, base = file.name.rpartition("/")
         found.append(
             FileModel(
@@ -459,11 +411,38 @@ def file_models(schema: Schema) -> list[FileModel]:
                 module_dir=module_dir,
                 stem=base.removesuffix(".proto").replace("-", "_"),
                 package=file.package,
-                services=tuple(services),
+                services=services,
                 hidden=tuple(build.hidden.values()),
             )
         )
     return found
+
+
+def client_path_code(route: RouteModel) -> str:
+    """The route's path as a Python tuple for the client: literal strings and variables.
+
+    `/v1/gateway/strategies/{strategy_id}/status` renders as
+    `("/v1/gateway/strategies/", _qmtl_client.Var("strategy_id"), "/status")`; a `{f=**}`
+    variable as `_qmtl_client.Var("f", spans=True)` (its value keeps its slashes).
+    """
+    assert route.path is not None, "routes built by file_models carry their parsed path"
+    parts: list[str] = []
+    text = ""
+    for segment in route.path.segments:
+        text += "/"
+        if isinstance(segment, pathtemplate.Variable):
+            parts.append(_pystr(text))
+            spans = ", spans=True" if segment.spans else ""
+            parts.append(f"_qmtl_client.Var({_pystr(segment.field)}{spans})")
+            text = ""
+        else:
+            assert isinstance(segment, pathtemplate.Literal), "require_servable refuses wildcards"
+            text += segment.text
+    if route.path.verb is not None:
+        text += f":{route.path.verb}"
+    if text:
+        parts.append(_pystr(text))
+    return "(" + ", ".join(parts) + ("," if len(parts) == 1 else "") + ")"
 
 
 def python_docstring(text: str, indent: str) -> str:
@@ -490,7 +469,44 @@ class Imports:
         return self.names[py.full_name]
 
 
-def imports_for(types: list[PyType]) -> Imports:
+# Module-level names the generated modules' templates import or bind besides the per-service
+# ones (FileModel.defined_names); a message class named like one is imported qualified.
+# Runtime names are all `_qmtl_<alias>.<Name>` (reserved prefix), so these are the rest.
+TEMPLATE_NAMES = frozenset(
+    {
+        "annotations",
+        "Any",
+        "Protocol",
+        "TYPE_CHECKING",
+        "FastAPI",
+        "Request",
+        "Response",
+        "BaseRoute",
+        "Route",
+        "auth",
+        "codec",
+        "grpc",
+        "Encoding",
+        "Operation",
+        "SyncServiceClient",
+        "AsyncServiceClient",
+        "_p",
+        "_r",
+        "_s",
+        "__all__",
+    }
+    | set(dir(builtins))
+)
+
+
+def imports_for(types: list[PyType], taken: Iterable[str] = TEMPLATE_NAMES) -> Imports:
+    """How a generated module imports `types`: by name, qualified where a name is ambiguous.
+
+    A module is imported as `_qmtl_pb_<n>` and its classes qualified when one of its
+    top-level names is also exported by another module or is in `taken` (a name the
+    generated module binds itself: a message `Operation` must not shadow the client's).
+    """
+    taken = frozenset(taken)
     top = {(t.module, t.name.split(".", 1)[0]) for t in types}
     owners: dict[str, set[str]] = {}
     for module, name in top:
@@ -498,30 +514,28 @@ def imports_for(types: list[PyType]) -> Imports:
     by_module: dict[str, set[str]] = {}
     aliased: set[str] = set()
     for module, name in top:
-        if len(owners[name]) > 1:
+        if len(owners[name]) > 1 or name in taken:
             aliased.add(module)
         else:
             by_module.setdefault(module, set()).add(name)
+    alias = {module: f"_qmtl_pb_{n}" for n, module in enumerate(sorted(aliased))}
     lines: list[str] = []
     for module in sorted(set(by_module) | aliased):
         package, _, leaf = module.rpartition(".")
+        # An aliased module's classes are all qualified: importing some by name too would
+        # leave those imports unused.
         if module in aliased:
-            lines.append(f"from {package} import {leaf} as {_alias(module)}")
-        if module in by_module:
+            lines.append(f"from {package} import {leaf} as {alias[module]}")
+        else:
             lines.append(import_line(module, sorted(by_module[module])))
     names = {
-        t.full_name: f"{_alias(t.module)}.{t.name}" if t.module in aliased else t.name
-        for t in types
+        t.full_name: f"{alias[t.module]}.{t.name}" if t.module in aliased else t.name for t in types
     }
     return Imports(tuple(lines), names)
 
 
-def _alias(module: str) -> str:
-    return "_" + module.replace(".", "_")
-
-
 def hidden_code(table: HiddenModel, width: int = 100) -> str:
-    """The `_r.Hidden(...)` assignment of a table, on one line if it fits."""
+    """The `_qmtl_gen.Hidden(...)` assignment of a table, on one line if it fits."""
     args = []
     if table.clear:
         args.append(f"clear={pytuple(table.clear)}")
@@ -529,10 +543,12 @@ def hidden_code(table: HiddenModel, width: int = 100) -> str:
         pairs = [f"({_pystr(name)}, {constant})" for name, constant in table.nested]
         inner = ", ".join(pairs) + ("," if len(pairs) == 1 else "")
         args.append(f"nested=({inner})")
-    line = f"{table.constant} = _r.Hidden({', '.join(args)})"
+    line = f"{table.constant} = _qmtl_gen.Hidden({', '.join(args)})"
     if len(line) <= width:
         return line
-    return "\n".join([f"{table.constant} = _r.Hidden(", *(f"    {arg}," for arg in args), ")"])
+    return "\n".join(
+        [f"{table.constant} = _qmtl_gen.Hidden(", *(f"    {arg}," for arg in args), ")"]
+    )
 
 
 def pytuple(items: tuple[str, ...]) -> str:
@@ -546,15 +562,16 @@ def pytuple(items: tuple[str, ...]) -> str:
 
 
 def param_code(param: ParamModel, indent: str, width: int = 100) -> str:
-    """The `_p.Param(...)` expression of a parameter, on one line if it fits after `indent`."""
+    """The `_qmtl_http.Param(...)` of a parameter, on one line if it fits after `indent`."""
     args = [pytuple(param.names), pytuple(param.path), param.parser]
     if param.slot != "SCALAR":
-        args.append(f"_p.Slot.{param.slot}")
-    line = f"_p.Param({', '.join(args)}),"
+        args.append(f"_qmtl_http.Slot.{param.slot}")
+    line = f"_qmtl_http.Param({', '.join(args)}),"
     if len(indent) + len(line) <= width:
         return indent + line
     inner = indent + "    "
-    return "\n".join([f"{indent}_p.Param(", *(f"{inner}{arg}," for arg in args), f"{indent}),"])
+    lines = [f"{indent}_qmtl_http.Param(", *(f"{inner}{arg}," for arg in args), f"{indent}),"]
+    return "\n".join(lines)
 
 
 def import_line(module: str, names: list[str], width: int = 100) -> str:

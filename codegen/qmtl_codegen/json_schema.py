@@ -13,13 +13,14 @@ message of the schemas gets a file and no per-message configuration exists.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from google.protobuf import descriptor
 from google.protobuf.compiler import plugin_pb2
 
 from qmtl_codegen.descriptors import Schema
 from qmtl_codegen.jsonmapping import JsonMapping, JsonObject, dump, named_types
-from qmtl_codegen.plugin import OutputFile, header_line, parse_parameter, run
+from qmtl_codegen.plugin import OutputFile, header_line, parse_options, run
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 DEFAULT_ID_BASE = "https://qmtl.dev/schemas/"
@@ -47,8 +48,14 @@ def message_schema(schema: Schema, desc: descriptor.Descriptor, id_base: str) ->
     return document
 
 
+@dataclass(frozen=True, slots=True)
+class JsonSchemaOptions:
+    id_base: str = DEFAULT_ID_BASE
+
+
 def generate(request: plugin_pb2.CodeGeneratorRequest) -> Iterator[OutputFile]:
-    id_base = parse_parameter(request.parameter).get("id_base") or DEFAULT_ID_BASE
+    id_base = parse_options("json_schema", request.parameter, JsonSchemaOptions).id_base
+    id_base = id_base or DEFAULT_ID_BASE
     schema = Schema.from_request(request)
     for desc in sorted(schema.messages(), key=lambda d: d.full_name):
         yield OutputFile(f"{desc.full_name}{SUFFIX}", dump(message_schema(schema, desc, id_base)))

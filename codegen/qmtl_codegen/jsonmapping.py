@@ -211,11 +211,14 @@ class Style:
     enum_numbers: bool = False
     # Fields marked internal_only are left out.
     public: bool = False
+    # 64-bit integers may also be JSON numbers in range, which proto3 JSON parsers (the
+    # server's json_format) accept besides the decimal strings every writer sends.
+    int64_numbers: bool = False
 
 
 CANONICAL = Style()
-SERVER = Style(closed=True, enum_numbers=True)
-PUBLIC_SERVER = Style(closed=True, enum_numbers=True, public=True)
+SERVER = Style(closed=True, enum_numbers=True, int64_numbers=True)
+PUBLIC_SERVER = Style(closed=True, enum_numbers=True, public=True, int64_numbers=True)
 
 
 class JsonMapping:
@@ -242,7 +245,10 @@ class JsonMapping:
             if fld.enum_type.full_name == NULL_VALUE:
                 return {"type": "null"}
             return {"$ref": self.ref(fld.enum_type.full_name)}
-        return scalar(fld)
+        value = scalar(fld)
+        if self.style.int64_numbers and fld.type in _SIXTY_FOUR_BIT:
+            value = {"anyOf": [value, _number_form(fld.type)]}
+        return value
 
     def shape(self, fld: descriptor.FieldDescriptor) -> JsonObject:
         """The schema of the whole field: a map, an array or a single value."""
@@ -377,13 +383,24 @@ def not_default(fld: descriptor.FieldDescriptor) -> JsonObject:
         zero = fld.enum_type.values_by_number[0].name
         return {"not": {"enum": [zero, 0]}}
     if fld.type in _SIXTY_FOUR_BIT:
-        return {"not": {"pattern": r"^-?0+$"}}
+        # A string of zeros, or (where numbers are taken) the number 0.
+        return {"not": {"anyOf": [{"type": "string", "pattern": r"^-?0+$"}, {"const": 0}]}}
     return {"not": {"const": 0}}
 
 
 _SIXTY_FOUR_BIT = frozenset(
     {FD.TYPE_INT64, FD.TYPE_SINT64, FD.TYPE_SFIXED64, FD.TYPE_UINT64, FD.TYPE_FIXED64}
 )
+
+
+def _number_form(kind: int) -> JsonObject:
+    """A 64-bit integer as a JSON number, within the type's range.
+
+    No `format` here: `int64`/`uint64` name the string form (tools map them to strings).
+    """
+    if kind in (FD.TYPE_UINT64, FD.TYPE_FIXED64):
+        return {"type": "integer", "minimum": 0, "maximum": 2**64 - 1}
+    return {"type": "integer", "minimum": -(2**63), "maximum": 2**63 - 1}
 
 
 def _one_spelling(aliased: list[descriptor.FieldDescriptor]) -> JsonObject:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from google.protobuf.compiler import plugin_pb2
@@ -39,7 +40,8 @@ from qmtl_codegen.jsonmapping import (
     dump,
     named_types,
 )
-from qmtl_codegen.openapi_errors import DEFAULT, ERROR_DETAIL, ErrorResponses, response_name
+from qmtl_codegen.openapi_errors import ERROR_DETAIL, ErrorCatalogue, ErrorResponses
+from qmtl_codegen.openapi_finish import finish
 from qmtl_codegen.openapi_operations import (
     SECURITY_SCHEME,
     VERBS,
@@ -48,7 +50,7 @@ from qmtl_codegen.openapi_operations import (
     content,
     operations,
 )
-from qmtl_codegen.plugin import GeneratorError, OutputFile, header_line, parse_parameter, run
+from qmtl_codegen.plugin import GeneratorError, OutputFile, header_line, parse_options, run
 
 OPENAPI_VERSION = "3.1.0"
 SCHEMA_REF = "#/components/schemas/"
@@ -60,15 +62,24 @@ GENERATED = (
     "follows are in docs/api/HTTP.md."
 )
 ENCODINGS = (
-    "Every operation serves `application/x-protobuf` (the default when `Accept` is absent or "
-    "`*/*`) and `application/json` (the proto3 JSON mapping: 64-bit integers as strings, bytes "
-    'as base64, enums by name, Timestamp as RFC 3339, Duration as `"1.5s"`). The response '
-    "follows `Accept` (406 when nothing is acceptable); a request body follows `Content-Type` "
-    "(415 otherwise)."
+    "Every operation serves `application/json` (the proto3 JSON mapping: 64-bit integers as "
+    'strings, bytes as base64, enums by name, Timestamp as RFC 3339, Duration as `"1.5s"`) and '
+    "`application/x-protobuf`. The response follows `Accept` (406 when nothing is acceptable); "
+    "when `Accept` is absent or `*/*`, the public listener answers JSON and the internal one "
+    "protobuf. A request body follows `Content-Type` (415 otherwise)."
 )
 ERRORS = (
     "Every error is one `qmtl.common.v1.ErrorDetail` in the negotiated encoding (JSON when "
-    "`Accept` cannot be satisfied), with the HTTP status its `code` names."
+    "`Accept` cannot be satisfied), with the HTTP status its `code` names. Each operation "
+    "lists exactly the codes it can answer: those its rpc declares with "
+    "`(qmtl.api.v1.errors)` (also in `x-qmtl-errors`) and the transport's own (auth, "
+    "decoding, negotiation, limits, the deadline, `E_INTERNAL`, `E_UNIMPLEMENTED`); each "
+    "response names its codes in `x-qmtl-error-codes`."
+)
+CURL = (
+    "Examples are the golden fixtures (`tests/golden/fixtures/`). The curl samples read the "
+    "listener's base URL from `$QMTL_PUBLIC_URL` or `$QMTL_INTERNAL_URL` and a bearer service "
+    "token from `$QMTL_TOKEN`."
 )
 AUTHENTICATION = (
     "Authenticated operations take `Authorization: Bearer <token>` and need every scope listed "
@@ -111,12 +122,12 @@ class DocumentWriter:
         self.version = version
         error_content = content(ERROR_DETAIL, {"$ref": SCHEMA_REF + ERROR_DETAIL})
         self.errors = ErrorResponses(schema, error_content)
+        self.catalogue = ErrorCatalogue(schema)
 
     def document(self, title: str, intro: str, ops: list[Operation], style: Style) -> JsonObject:
         mapping = JsonMapping(self.schema, lambda name: SCHEMA_REF + name, style)
         builder = OperationBuilder(self.schema, mapping, self.errors)
         paths: dict[str, JsonObject] = {}
-        statuses: set[int | str] = set()
         for op in sorted(ops, key=lambda o: (o.path, VERBS.index(o.verb))):
             item = paths.setdefault(op.path, {})
             if op.verb in item:
@@ -124,19 +135,15 @@ class DocumentWriter:
                     f"{op.verb.upper()} {op.path} is bound by both "
                     f"{item[op.verb]['operationId']} and {op.operation_id}"
                 )
-            item[op.verb], used = builder.operation(op)
-            statuses.update(used)
-        responses = {
-            response_name(s): self.errors.component(s)
-            for s in sorted(statuses, key=lambda s: (s == DEFAULT, str(s)))
-        }
-        components: JsonObject = {"schemas": self.definitions(mapping, [paths, responses])}
-        if responses:
-            components["responses"] = responses
+            # Error responses are rewritten inline per operation by `finish`, so the shared
+            # per-status entries the builder refers to are not kept.
+            item[op.verb], _ = builder.operation(op)
+            finish(op, item[op.verb], mapping, self.catalogue, public_listener=op.access.is_public)
+        components: JsonObject = {"schemas": self.definitions(mapping, [paths])}
         if any(op.authenticated for op in ops):
             components["securitySchemes"] = {SECURITY_SCHEME: dict(BEARER)}
         sources = sorted({op.service.file.name for op in ops})
-        description = [intro, ENCODINGS, ERRORS, AUTHENTICATION, GENERATED]
+        description = [intro, ENCODINGS, ERRORS, AUTHENTICATION, CURL, GENERATED]
         return {
             "openapi": OPENAPI_VERSION,
             "x-qmtl-generated": header_line("openapi", ", ".join(sources) or "no services"),
@@ -219,12 +226,18 @@ def documents(schema: Schema, version: str, layout: str) -> Iterator[OutputFile]
         yield OutputFile(MERGED_PUBLIC, dump(merged))
 
 
+@dataclass(frozen=True, slots=True)
+class OpenApiOptions:
+    version: str = "0.1.0"
+    layout: str = "docs"
+
+
 def generate(request: plugin_pb2.CodeGeneratorRequest) -> Iterator[OutputFile]:
-    opts = parse_parameter(request.parameter)
-    layout = opts.get("layout") or "docs"
+    opts = parse_options("openapi", request.parameter, OpenApiOptions)
+    layout = opts.layout or "docs"
     if layout not in LAYOUTS:
         raise GeneratorError(f"openapi: layout must be one of {', '.join(LAYOUTS)}, not {layout}")
-    yield from documents(Schema.from_request(request), opts.get("version") or "0.1.0", layout)
+    yield from documents(Schema.from_request(request), opts.version or "0.1.0", layout)
 
 
 def main() -> None:

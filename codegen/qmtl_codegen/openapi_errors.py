@@ -1,12 +1,19 @@
-"""The error responses of the OpenAPI documents, from the error-code catalogue.
+"""The error responses of the OpenAPI documents: exactly the codes each operation can answer.
 
-Every error is one `qmtl.common.v1.ErrorDetail` (docs/api/HTTP.md). Which codes come with which
-HTTP status is read from the `(qmtl.api.v1.error_info)` option of the catalogue's enum values,
-so a new code shows up in the documents without touching this module. Each status an operation
-can answer gets a reusable entry under `components.responses`; statuses that no rule assigns
-to an operation (412, 504, ...) are documented once, as the `default` response. An rpc that
-names a code in its comment, or in a comment of its request's fields (`E_DUPLICATE`), documents
-that code's status when it is one of REASONS (409 for E_DUPLICATE, E_INVALID_STATE, ...).
+Every error is one `qmtl.common.v1.ErrorDetail` (docs/api/HTTP.md). An operation documents two
+kinds of codes, grouped by the HTTP status the catalogue (`(qmtl.api.v1.error_info)`) gives each:
+
+- the codes its rpc declares with `(qmtl.api.v1.errors)`, the ones its handler raises on purpose;
+- the transport's own codes, which the runtime answers for any rpc with the same traits
+  (`TRANSPORT`): auth for authenticated rpcs, decoding and limits for rpcs with a body, the
+  REQUIRED check for requests with REQUIRED fields, and for every rpc query parsing,
+  negotiation, the deadline, E_INTERNAL and E_UNIMPLEMENTED.
+
+Nothing else: no `default` response, so the list is the whole truth and a code an rpc answers
+but does not declare is a bug in the rpc (tests/docs/test_openapi_errors.py checks the lists
+against the option). Each status response is written inline, with one JSON example per code.
+The older shared per-status entries (`statuses`, `ErrorResponses.component`) remain for
+callers that still build `components.responses`.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 
 from qmtl_codegen import options
-from qmtl_codegen.descriptors import Schema
+from qmtl_codegen.descriptors import Schema, first_sentence
 from qmtl_codegen.jsonmapping import JsonObject
 from qmtl_codegen.plugin import GeneratorError
 
@@ -154,3 +161,111 @@ _CODE = re.compile(r"\bE_[A-Z0-9_]+\b")
 
 def _codes(codes: list[str]) -> str:
     return ", ".join(f"`{code}`" for code in codes)
+
+
+# --- exact per-operation lists --------------------------------------------------------------
+
+ERROR_CODE_ENUM = "qmtl.common.v1.ErrorCode"
+JSON_TYPE = "application/json"
+PROTOBUF_TYPE = "application/x-protobuf"
+
+# The transport's own codes, by the trait that makes the runtime answer them (HTTP.md).
+# Every rpc: an unknown or unparsable query parameter, an unacceptable `Accept`, a deadline
+# (`qmtl-timeout-ms`, or the gRPC deadline) that passes, an unexpected failure, and a method
+# the service left to the generated base class.
+ALWAYS = ("E_INVALID_ARGUMENT", "E_NOT_ACCEPTABLE", "E_INTERNAL", "E_UNIMPLEMENTED", "E_TIMEOUT")
+AUTHENTICATED = ("E_UNAUTHENTICATED", "E_PERMISSION_DENIED")
+WITH_BODY = ("E_MALFORMED_BODY", "E_UNSUPPORTED_MEDIA_TYPE", "E_PAYLOAD_TOO_LARGE")
+WITH_REQUIRED = ("E_VALIDATION",)
+
+
+def transport_codes(*, authenticated: bool, has_body: bool, has_required: bool) -> tuple[str, ...]:
+    """The codes the runtime itself answers for an operation with these traits."""
+    found = list(ALWAYS)
+    if authenticated:
+        found += AUTHENTICATED
+    if has_body:
+        found += WITH_BODY
+    if has_required:
+        found += WITH_REQUIRED
+    return tuple(found)
+
+
+@dataclass(frozen=True, slots=True)
+class CodeInfo:
+    """One catalogue entry, as the documents show it."""
+
+    code: str
+    http_status: int
+    retryable: bool
+    # The first sentence of the enum value's comment.
+    summary: str
+
+
+class ErrorCatalogue:
+    """The catalogue's codes, and the inline error responses of one operation."""
+
+    def __init__(self, schema: Schema) -> None:
+        self.schema = schema
+        try:
+            enum = schema.pool.FindEnumTypeByName(ERROR_CODE_ENUM)  # type: ignore[no-untyped-call]
+        except KeyError:
+            raise GeneratorError(
+                f"openapi: the catalogue {ERROR_CODE_ENUM} is not in the schemas"
+            ) from None
+        self.codes: dict[str, CodeInfo] = {}
+        for value in enum.values:
+            info = options.error_info(schema.pool, value)
+            if info is not None:
+                comment = schema.comment(f"{enum.full_name}.{value.name}")
+                self.codes[info.code] = CodeInfo(
+                    info.code, info.http_status, info.retryable, first_sentence(comment)
+                )
+
+    def responses(self, codes: Iterable[str], error_schema: JsonObject) -> dict[str, JsonObject]:
+        """One inline response per status, listing exactly `codes` (catalogue order kept)."""
+        by_status: dict[int, list[CodeInfo]] = {}
+        for code in dict.fromkeys(codes):
+            info = self.codes[code]
+            by_status.setdefault(info.http_status, []).append(info)
+        return {
+            str(status): self._response(status, infos, error_schema)
+            for status, infos in sorted(by_status.items())
+        }
+
+    def _response(self, status: int, infos: list[CodeInfo], error_schema: JsonObject) -> JsonObject:
+        lines = [f"- `{info.code}`: {info.summary}" for info in infos]
+        response: JsonObject = {"description": "\n".join(lines)}
+        headers: JsonObject = {}
+        if status == 401:
+            headers["WWW-Authenticate"] = copy.deepcopy(WWW_AUTHENTICATE)
+        if any(info.retryable for info in infos):
+            headers["Retry-After"] = dict(RETRY_AFTER)
+        if headers:
+            response["headers"] = headers
+        examples = {info.code: {"summary": info.code, "value": _example(info)} for info in infos}
+        response["content"] = {
+            JSON_TYPE: {"schema": copy.deepcopy(error_schema), "examples": examples},
+            PROTOBUF_TYPE: {
+                "schema": {
+                    "type": "string",
+                    "contentMediaType": PROTOBUF_TYPE,
+                    "description": f"Binary protobuf encoding of `{ERROR_DETAIL}`.",
+                    "x-protobuf-message": ERROR_DETAIL,
+                }
+            },
+        }
+        response["x-qmtl-error-codes"] = [info.code for info in infos]
+        return response
+
+
+def _example(info: CodeInfo) -> JsonObject:
+    """An ErrorDetail as the runtime writes it (proto3 JSON: defaults left out)."""
+    value: JsonObject = {"code": info.code, "message": _HTTP_NOTE.sub("", info.summary)}
+    if info.retryable:
+        value.update(retryable=True, retryAfter="1s")
+    return value
+
+
+# "(HTTP 503, retryable)" in a catalogue comment is for the reader of the schema, not the wire.
+_HTTP_NOTE = re.compile(r"\s*\(HTTP [^)]*\)")

@@ -1,25 +1,25 @@
 """The HTTP operations of the services and their OpenAPI operation objects.
 
-Everything comes from each rpc's `google.api.http` rule and `(qmtl.api.v1.access)` option, read
-through qmtl_codegen.options, following docs/api/HTTP.md: path parameters from the template,
-one query parameter per leaf field not bound to the path or body, both encodings for bodies,
-the error responses of qmtl_codegen.openapi_errors and a bearer requirement with the method's
-scopes. Nothing is configured per rpc, so a new rpc needs only its schema.
+Everything comes from the API model (qmtl_codegen.api), which reads each rpc's
+`google.api.http` rule and `(qmtl.api.v1.access)` option and refuses what the routers do not
+serve, so a document never lists an operation the routers refuse. Following docs/api/HTTP.md:
+path parameters from the template, one query parameter per leaf field not bound to the path
+or body, both encodings for bodies, the error responses of qmtl_codegen.openapi_errors and
+a bearer requirement with the method's scopes. Nothing is configured per rpc, so a new rpc
+needs only its schema.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 from google.protobuf import descriptor
 
 from qmtl_codegen import options
+from qmtl_codegen.api import model
 from qmtl_codegen.decimal_range import INT64_MAX, INT64_MIN, UINT64_MAX
 from qmtl_codegen.descriptors import Schema, first_sentence
 from qmtl_codegen.jsonmapping import (
-    WELL_KNOWN,
     WRAPPERS,
     JsonMapping,
     JsonObject,
@@ -31,19 +31,12 @@ from qmtl_codegen.jsonmapping import (
     wrapped_value,
 )
 from qmtl_codegen.openapi_errors import DEFAULT, ErrorResponses, OperationTraits, statuses
-from qmtl_codegen.plugin import GeneratorError
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 SECURITY_SCHEME = "bearerAuth"
 # OpenAPI's path item keys, in the order operations are listed under a path.
 VERBS = ("get", "put", "post", "delete", "patch")
-# Well-known types a query parameter can carry as one string (HTTP.md); the free-form ones
-# (Struct, Value, ListValue, Any, Empty) have no query form and are left out.
-_QUERY_WELL_KNOWN = frozenset(
-    {"google.protobuf.Timestamp", "google.protobuf.Duration", "google.protobuf.FieldMask"}
-)
-_VARIABLE = re.compile(r"\{([^{}=]+)(?:=[^{}]*)?\}")
 
 FD = descriptor.FieldDescriptor
 
@@ -54,19 +47,21 @@ class Operation:
 
     service: descriptor.ServiceDescriptor
     method: descriptor.MethodDescriptor
-    binding: options.HttpBinding
+    binding: model.Binding
     access: options.AccessInfo
     # `<Service>_<Rpc>`, with `_<n>` for the n-th additional binding.
     operation_id: str
+    # The rpc's (qmtl.api.v1.errors) codes, checked by the model; None when it sets none.
+    declared_errors: tuple[str, ...] | None = None
 
     @property
     def verb(self) -> str:
-        return self.binding.method.lower()
+        return self.binding.verb.lower()
 
     @property
     def path(self) -> str:
         """The OpenAPI path: `{field=pattern}` variables become `{field}`."""
-        return _VARIABLE.sub(lambda m: "{" + m.group(1) + "}", self.binding.path)
+        return self.binding.path.render("{{{field}}}")
 
     @property
     def authenticated(self) -> bool:
@@ -79,31 +74,22 @@ def operations(schema: Schema) -> list[Operation]:
     Methods without a `google.api.http` rule are gRPC-only and have none.
     """
     found: list[Operation] = []
-    for service in sorted(schema.services(), key=lambda s: s.full_name):
-        for method in service.methods:
-            rule = options.http_rule(schema.pool, method)
-            if rule is None:
-                continue
-            access = options.require_access(schema.pool, method)
-            if method.client_streaming or method.server_streaming:
-                raise GeneratorError(f"{method.full_name}: streaming rpcs have no HTTP form")
-            for index, binding in enumerate(rule.bindings):
-                _check(method, binding, access)
-                suffix = f"_{index}" if index else ""
-                op_id = f"{service.name}_{method.name}{suffix}"
-                found.append(Operation(service, method, binding, access, op_id))
+    for service in sorted(model.services(schema), key=lambda s: s.service.full_name):
+        for rpc in service.http_rpcs:
+            for binding in rpc.bindings:
+                suffix = f"_{binding.index}" if binding.index else ""
+                op_id = f"{service.service.name}_{rpc.name}{suffix}"
+                found.append(
+                    Operation(
+                        service.service,
+                        rpc.method,
+                        binding,
+                        rpc.access,
+                        op_id,
+                        rpc.declared_errors,
+                    )
+                )
     return found
-
-
-def _check(
-    method: descriptor.MethodDescriptor, binding: options.HttpBinding, access: options.AccessInfo
-) -> None:
-    if binding.method.lower() not in VERBS:
-        raise GeneratorError(f"{method.full_name}: HTTP method {binding.method} is not supported")
-    if access.is_public and binding.method != "GET":
-        raise GeneratorError(f"{method.full_name}: public methods are served as GET only")
-    if binding.method == "GET" and binding.body:
-        raise GeneratorError(f"{method.full_name}: a GET binding cannot carry a body")
 
 
 def content(full_name: str, json_schema: JsonObject) -> JsonObject:
@@ -156,7 +142,7 @@ class OperationBuilder:
             result["requestBody"] = self.request_body(op)
         traits = OperationTraits(
             authenticated=op.authenticated,
-            has_path_parameters=bool(op.binding.path_parameters),
+            has_path_parameters=bool(op.binding.path.variables),
             has_body=bool(op.binding.body),
             has_required_fields=_has_required(self.mapping, request, set()),
             named_statuses=self.errors.statuses_named_in(self._error_texts(op)),
@@ -174,11 +160,8 @@ class OperationBuilder:
         return [self.schema.comment(op.method.full_name), *fields]
 
     def success(self, op: Operation) -> JsonObject:
+        # The whole response is the body: the model refuses `response_body`.
         response = op.method.output_type
-        if op.binding.response_body:
-            fld = _field_at(response, op.binding.response_body, op)
-            comment = self.schema.comment(fld.full_name)
-            return {"description": comment or "OK", "content": self.field_content(fld, op)}
         text = first_sentence(self.schema.comment(response.full_name))
         return {"description": text or "OK", "content": self.message_content(response)}
 
@@ -194,11 +177,11 @@ class OperationBuilder:
             text = self.schema.comment(request.full_name)
             json_schema = self.whole_request(op)
             body_message = request
-            bound = _top_level_path_fields(op)
+            bound = set(op.binding.path.fields)
         else:
-            fld = _field_at(request, op.binding.body, op)
+            fld = model.field_at(request, op.binding.body, op.method.full_name).leaf
             text = self.schema.comment(fld.full_name)
-            json_schema = self.field_content(fld, op)[JSON]["schema"]
+            json_schema = self.field_content(fld)[JSON]["schema"]
             body_message = fld.message_type
             bound = set()
         required = any(
@@ -218,7 +201,8 @@ class OperationBuilder:
         `<Rpc>Body` message).
         """
         request = op.method.input_type
-        bound = _top_level_path_fields(op)
+        # Top-level only: the model refuses a nested path variable with `body: "*"`.
+        bound = set(op.binding.path.fields)
         if not bound:
             return {"$ref": self.mapping.ref(request.full_name)}
         schema = self.mapping.message(request)
@@ -239,18 +223,14 @@ class OperationBuilder:
         schema["description"] = "\n\n".join(p for p in (schema.get("description"), note) if p)
         return schema
 
-    def field_content(self, fld: descriptor.FieldDescriptor, op: Operation) -> JsonObject:
+    def field_content(self, fld: descriptor.FieldDescriptor) -> JsonObject:
         """Both encodings of a message field used as the whole body (`body: "field"`)."""
-        if fld.message_type is None or fld.is_repeated:
-            raise GeneratorError(
-                f"{op.method.full_name}: body field {fld.name} must be a singular message"
-            )
         return content(fld.message_type.full_name, self.mapping.value(fld))
 
     def path_parameters(self, op: Operation) -> list[JsonObject]:
         found = []
-        for variable in options.path_variables(op.binding.path):
-            fld = _field_at(op.method.input_type, variable.field, op)
+        for variable, path in zip(op.binding.path.variables, op.binding.path_fields, strict=True):
+            fld = path.leaf
             text = self.schema.comment(fld.full_name)
             if variable.pattern != "*":
                 text += f"\n\nMatches the path segments `{variable.pattern}`."
@@ -263,37 +243,10 @@ class OperationBuilder:
         return found
 
     def query_parameters(self, op: Operation) -> list[JsonObject]:
-        if op.binding.body == "*":
-            return []
-        bound = {*op.binding.path_parameters, op.binding.body}
-        return list(self._query(op.method.input_type, "", "", True, bound, set()))
-
-    def _query(
-        self,
-        desc: descriptor.Descriptor,
-        proto_prefix: str,
-        json_prefix: str,
-        required: bool,
-        bound: set[str],
-        seen: set[str],
-    ) -> Iterator[JsonObject]:
-        seen = seen | {desc.full_name}
-        for fld in desc.fields:
-            proto_path, json_path = proto_prefix + fld.name, json_prefix + json_name(fld)
-            if proto_path in bound or is_map(fld):
-                continue
-            is_required = required and self.mapping.required(fld)
-            msg = fld.message_type
-            if msg is not None and msg.full_name not in _QUERY_WELL_KNOWN | WRAPPERS:
-                # A nested message spreads into dotted parameters; other well-known types,
-                # repeated messages and recursion have no query form (as in the routers).
-                if msg.full_name.startswith(WELL_KNOWN) or fld.is_repeated or msg.full_name in seen:
-                    continue
-                yield from self._query(
-                    msg, f"{proto_path}.", f"{json_path}.", is_required, bound, seen
-                )
-                continue
-            yield self._query_parameter(fld, json_path, is_required)
+        return [
+            self._query_parameter(q.path.leaf, ".".join(q.path.json_path), q.required)
+            for q in op.binding.query
+        ]
 
     def _query_parameter(
         self, fld: descriptor.FieldDescriptor, name: str, required: bool
@@ -343,38 +296,6 @@ def _parameter_schema(mapping: JsonMapping, fld: descriptor.FieldDescriptor) -> 
 
 def _non_empty(fld: descriptor.FieldDescriptor) -> JsonObject:
     return {"minLength": 1} if fld.type in (FD.TYPE_STRING, FD.TYPE_BYTES) else {}
-
-
-def _field_at(
-    desc: descriptor.Descriptor, dotted: str, op: Operation
-) -> descriptor.FieldDescriptor:
-    """The field a dotted path (`page.page_size`) names in a request or response message."""
-    current: descriptor.Descriptor | None = desc
-    fld: descriptor.FieldDescriptor | None = None
-    for part in dotted.split("."):
-        fld = current.fields_by_name.get(part) if current is not None else None
-        if fld is None:
-            raise GeneratorError(f"{op.method.full_name}: {desc.name} has no field {dotted}")
-        current = fld.message_type
-    assert fld is not None
-    return fld
-
-
-def _top_level_path_fields(op: Operation) -> set[str]:
-    """The path-bound fields of a `body: "*"` request, which its body leaves out.
-
-    Only top-level fields: a nested one would need the enclosing message's schema rewritten
-    too, and no rpc binds one together with a whole-request body.
-    """
-    found = set()
-    for name in op.binding.path_parameters:
-        if "." in name:
-            raise GeneratorError(
-                f"{op.method.full_name}: path variable {name} is nested, which a "
-                'body: "*" rule does not support'
-            )
-        found.add(name)
-    return found
 
 
 def _drop_constraints_on(schema: JsonObject, names: set[str]) -> None:

@@ -17,20 +17,28 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from google.protobuf.compiler import plugin_pb2
 
-from qmtl_codegen.plugin import header_line, parse_parameter
+from qmtl_codegen.plugin import header_line, parse_options, passthrough_parameter
 
 GO_PACKAGE_BASE = "qmtl.invalid/go"
 
 
+@dataclass(frozen=True, slots=True)
+class BridgeOptions:
+    plugin: str = ""  # path of protoc-gen-openapiv2
+    # Every other option is protoc-gen-openapiv2's own.
+    passthrough: tuple[tuple[str, str], ...] = ()
+
+
 def prepare(request: plugin_pb2.CodeGeneratorRequest) -> tuple[str, bytes]:
     """The plugin to run and the request it gets: placeholder Go paths, own options removed."""
-    options = parse_parameter(request.parameter)
-    plugin = options.pop("plugin", "")
-    request.parameter = ",".join(k if v == "" else f"{k}={v}" for k, v in options.items())
+    options = parse_options("openapiv2_bridge", request.parameter, BridgeOptions)
+    plugin = options.plugin
+    request.parameter = passthrough_parameter(options.passthrough)
     for proto in request.proto_file:
         if not proto.options.go_package:
             proto.options.go_package = f"{GO_PACKAGE_BASE}/{proto.package.replace('.', '/')}"

@@ -10,7 +10,6 @@ request's own pool, where the extensions are declared, and returned as plain fro
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -42,16 +41,13 @@ class HttpBinding:
 
     # Upper-case HTTP method (GET, POST, ...), or the `kind` of a custom pattern as written.
     method: str
-    # Path template, e.g. `/v1/dag-manager/nodes/{node_id}`.
+    # Path template as written, e.g. `/v1/dag-manager/nodes/{node_id}`; parsed and checked
+    # once by qmtl_codegen.api (pathtemplate, model), never here.
     path: str
     # Request field carried in the body: "*" for the whole request, "" for no body.
     body: str = ""
-    # Response field sent as the body; "" for the whole response.
+    # Response field sent as the body; "" for the whole response (the only form served).
     response_body: str = ""
-
-    @property
-    def path_parameters(self) -> tuple[str, ...]:
-        return path_parameters(self.path)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,16 +89,6 @@ class ErrorInfo:
     code: str
     http_status: int
     retryable: bool
-
-
-@dataclass(frozen=True, slots=True)
-class PathVariable:
-    """One `{field}` or `{field=pattern}` variable of an HTTP path template."""
-
-    # Request field the segment binds to; may be a dotted path into nested messages.
-    field: str
-    # Segments it matches: "*" (one, the default), "**" (the rest) or a template of them.
-    pattern: str = "*"
 
 
 def options_message(pool: descriptor_pool.DescriptorPool, desc: _HasOptions) -> Any | None:
@@ -176,12 +162,6 @@ def _binding(rule: Any, where: str) -> HttpBinding:
         verb, path = pattern.upper(), getattr(rule, pattern)
     if not path:
         raise GeneratorError(f"{where}: google.api.http {verb} binding has an empty path")
-    try:
-        path_variables(path)
-        refuse_verb_after_variable(path)
-    except GeneratorError as exc:
-        # Checked here so that the error names the method, not only the template.
-        raise GeneratorError(f"{where}: {exc}") from exc
     return HttpBinding(method=verb, path=path, body=rule.body, response_body=rule.response_body)
 
 
@@ -251,57 +231,3 @@ def _enum_name(msg: Any, field_name: str) -> str:
 def _value_name(enum: descriptor.EnumDescriptor, number: int) -> str:
     value = enum.values_by_number.get(number)
     return value.name if value is not None else str(number)
-
-
-# A variable is `{field}` or `{field=pattern}`; the field may be a dotted path.
-_VARIABLE = re.compile(r"\{([^{}=]*)(?:=([^{}]*))?\}")
-_FIELD_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
-
-
-def path_variables(template: str) -> tuple[PathVariable, ...]:
-    """The variables of an HTTP path template, in order: `/v1/x/{id}` -> (PathVariable("id"),).
-
-    Raises GeneratorError for a template that is not absolute, has stray or nested braces, a
-    variable that does not name a field, or the same field twice.
-    """
-    if not template.startswith("/"):
-        raise GeneratorError(f"HTTP path {template!r} must start with '/'")
-    found: list[PathVariable] = []
-    for match in _VARIABLE.finditer(template):
-        field, pattern = match.group(1), match.group(2)
-        if not _FIELD_PATH.fullmatch(field) or pattern == "":
-            raise GeneratorError(f"HTTP path {template!r}: malformed variable {match.group(0)}")
-        if any(known.field == field for known in found):
-            raise GeneratorError(f"HTTP path {template!r} binds {field} twice")
-        found.append(PathVariable(field, pattern or "*"))
-    rest = _VARIABLE.sub("", template)
-    if "{" in rest or "}" in rest:
-        raise GeneratorError(f"HTTP path {template!r} has unbalanced or nested braces")
-    return tuple(found)
-
-
-# A custom verb (`:name`) in the last segment, after a variable: `/v1/x/{id}:peek`.
-_VERB_AFTER_VARIABLE = re.compile(r"\}[^/{}]*?(:[^/{}]*)$")
-
-
-def refuse_verb_after_variable(template: str) -> None:
-    """Raises GeneratorError for a template whose custom verb follows a path variable.
-
-    The routers match a variable as a whole segment, and the values our paths carry (node ids,
-    strategy ids) may themselves contain `:`, so `/v1/x/{id}:peek` could not tell the id
-    `s-1:peek` from the id `s-1` with the verb `peek`: it would route to the plain `{id}`
-    route instead (docs/api/HTTP.md). A verb after a literal segment (`/v1/x/{id}/y:peek`)
-    is unambiguous and allowed.
-    """
-    match = _VERB_AFTER_VARIABLE.search(template)
-    if match is not None:
-        raise GeneratorError(
-            f"HTTP path {template!r} has the custom verb {match.group(1)!r} after a path "
-            "variable; path values may contain ':', so the verb would be read as part of the "
-            "value: put it after a literal segment"
-        )
-
-
-def path_parameters(template: str) -> tuple[str, ...]:
-    """The request fields an HTTP path template binds: `/v1/x/{name=**}` -> ("name",)."""
-    return tuple(variable.field for variable in path_variables(template))

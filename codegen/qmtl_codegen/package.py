@@ -1,24 +1,32 @@
-"""Packaging for the generated Python tree, so `pip install ./generated/python` works alone.
+"""Packaging for the generated Python tree, so it installs as the `qmtl-contracts` package.
 
-The distribution ("qmtl-contracts" by default) declares only what generated code imports:
-the protobuf runtime at least as new as the one the generators ran with (generated modules
-refuse an older runtime), grpcio at least as new as grpcio-tools (the gRPC stubs check it) and
-googleapis-common-protos for the google.api annotations the schemas import.
-The HTTP routers and typed clients (`*_http.py`, `*_client.py`) also need FastAPI and httpx,
-declared as the optional extra `http`, and the qmtl-nextgen runtime (`qmtl.runtime`), which
-is not on an index; message modules never import them, so the messages install alone.
-Versions come from this environment, which constraints.txt pins, so the output is
-reproducible. `qmtl` stays a namespace package (no __init__.py) shared with the services.
+The distribution ("qmtl-contracts" by default) sits at the top of a one-way chain:
+qmtl-contracts -> qmtl-runtime-core (runtime/pyproject.toml) -> adapters, chosen by extras.
+It declares the protobuf runtime at least as new as the one the generators ran with (generated
+modules refuse an older runtime), googleapis-common-protos for the google.api annotations the
+schemas import, and the runtime core whose generated-code contract (qmtl.runtime.gen,
+CONTRACT_VERSION) the `*_handler.py`, `*_http.py`, `*_grpc.py` and `*_client.py` modules import.
+Extras pick the adapters: `client` (httpx: the typed clients), `server` (FastAPI, Starlette,
+uvicorn), `grpc` (grpcio, at least as new as grpcio-tools, which the gRPC stubs check).
+The messages the runtime itself reads (qmtl.api.v1, qmtl.common.v1) ship in the runtime core,
+so they are left out here. Versions come from this environment, which constraints.txt pins, so
+the output is reproducible. `qmtl` stays a namespace package (no __init__.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from importlib import metadata
 
 from google.protobuf.compiler import plugin_pb2
 
-from qmtl_codegen.plugin import OutputFile, header_line, parse_parameter, run
+from qmtl_codegen.plugin import OutputFile, header_line, parse_options, run
+
+# The qmtl-runtime-core releases that provide the runtime contract the generators target.
+RUNTIME_REQUIREMENT = ">=0.1.0,<0.2"
+# Packages of the generated tree that qmtl-runtime-core ships instead (runtime/pyproject.toml).
+RUNTIME_OWNED = ("qmtl/api", "qmtl/common")
 
 PYPROJECT = """\
 # {header}
@@ -29,42 +37,55 @@ build-backend = "hatchling.build"
 [project]
 name = "{name}"
 version = "{version}"
-description = "QMTL NextGen contracts: protobuf messages, gRPC stubs and their type stubs"
+description = "QMTL NextGen contracts: protobuf messages, typed clients, handler and route modules"
 requires-python = ">=3.11"
 dependencies = [
   "protobuf>={protobuf},<{protobuf_next_major}",
-  "grpcio>={grpcio}",
   "googleapis-common-protos>={googleapis}",
+  "qmtl-runtime-core{runtime}",
 ]
 
 [project.optional-dependencies]
-# For the *_http.py routers and *_client.py clients, which also need the qmtl-nextgen runtime
-# (qmtl.runtime: codec, errors, auth) installed beside this package.
-http = [
-  "fastapi>={fastapi}",
-  "httpx>={httpx}",
+# The typed HTTP clients (*_client.py): `pip install "qmtl-contracts[client]"`.
+client = ["qmtl-runtime-core[client]{runtime}"]
+# The HTTP listeners (*_http.py) and the handler modules' servers.
+server = ["qmtl-runtime-core[server]{runtime}"]
+# The gRPC stubs and adapters (*_pb2_grpc.py, *_grpc.py).
+grpc = [
+  "qmtl-runtime-core[grpc]{runtime}",
+  "grpcio>={grpcio}",
 ]
+# Former name of client + server together.
+http = ["qmtl-runtime-core[client,server]{runtime}"]
 
 [tool.hatch.build.targets.wheel]
 packages = ["qmtl"]
+# Shipped by qmtl-runtime-core, which every module here depends on.
+exclude = [{runtime_owned}]
 """
 
 
+@dataclass(frozen=True, slots=True)
+class PackageOptions:
+    name: str = "qmtl-contracts"
+    version: str = "0.1.0"
+
+
 def generate(request: plugin_pb2.CodeGeneratorRequest) -> Iterator[OutputFile]:
-    options = parse_parameter(request.parameter)
+    options = parse_options("package", request.parameter, PackageOptions)
     protobuf = metadata.version("protobuf")
     yield OutputFile(
         "pyproject.toml",
         PYPROJECT.format(
             header=header_line("package", "schemas/"),
-            name=options.get("name", "qmtl-contracts"),
-            version=options.get("version", "0.1.0"),
+            name=options.name,
+            version=options.version,
             protobuf=protobuf,
             protobuf_next_major=int(protobuf.split(".")[0]) + 1,
             grpcio=metadata.version("grpcio-tools"),
             googleapis=metadata.version("googleapis-common-protos"),
-            fastapi=metadata.version("fastapi"),
-            httpx=metadata.version("httpx"),
+            runtime=RUNTIME_REQUIREMENT,
+            runtime_owned=", ".join(f'"{path}"' for path in RUNTIME_OWNED),
         ),
     )
     # PEP 561 marker: the .pyi stubs next to each module are the package's types.

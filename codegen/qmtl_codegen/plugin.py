@@ -7,9 +7,13 @@ and declares proto3 `optional` support so buf accepts our schemas.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
+import types
+import typing
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from google.protobuf.compiler import plugin_pb2
 
@@ -36,13 +40,80 @@ class OutputFile:
 Generator = Callable[[plugin_pb2.CodeGeneratorRequest], Iterable[OutputFile]]
 
 
-def parse_parameter(parameter: str) -> dict[str, str]:
-    """Parses protoc's `opt` string, `key=value,flag`, into a mapping (flags map to "")."""
-    options: dict[str, str] = {}
+Options = TypeVar("Options")
+# The field of an options dataclass that collects the keys it does not declare, for bridges
+# that hand them on to another plugin; without it an undeclared key is an error.
+PASSTHROUGH = "passthrough"
+_TRUE, _FALSE = frozenset({"true", "1", "yes"}), frozenset({"false", "0", "no"})
+
+
+def parse_options(plugin: str, parameter: str, spec: type[Options]) -> Options:
+    """protoc's `opt` string (`key=value,flag`) as an instance of the frozen dataclass `spec`.
+
+    Each field is one key, typed `bool` (a bare flag, or `=true`/`=false`), `int`, `str` or
+    `tuple[str, ...]` (the key repeated: `tag=a,tag=b`); a field without a default must be
+    given. An unknown key, a repeated single-valued key or a value of the wrong type is a
+    GeneratorError naming the plugin and its valid keys.
+    """
+    hints = typing.get_type_hints(spec)
+    declared = {f.name: f for f in dataclasses.fields(spec)}  # type: ignore[arg-type]
+    valid = ", ".join(name for name in declared if name != PASSTHROUGH) or "none"
+    values: dict[str, Any] = {}
+    extra: list[tuple[str, str]] = []
     for item in filter(None, (part.strip() for part in parameter.split(","))):
-        key, _, value = item.partition("=")
-        options[key] = value
-    return options
+        key, equals, value = item.partition("=")
+        if key == PASSTHROUGH or key not in declared:
+            if PASSTHROUGH not in declared:
+                raise GeneratorError(f"{plugin}: unknown option {key!r} (valid options: {valid})")
+            extra.append((key, value if equals else ""))
+            continue
+        kind = hints[key]
+        if kind == tuple[str, ...]:
+            values[key] = (*values.get(key, ()), value)
+            continue
+        if key in values:
+            raise GeneratorError(f"{plugin}: option {key!r} is given twice")
+        values[key] = _option_value(plugin, key, value if equals else None, kind)
+    if PASSTHROUGH in declared:
+        values[PASSTHROUGH] = tuple(extra)
+    for name, fld in declared.items():
+        no_default = (
+            fld.default is dataclasses.MISSING and fld.default_factory is dataclasses.MISSING
+        )
+        if name not in values and no_default:
+            raise GeneratorError(f"{plugin}: option {name!r} is required (valid options: {valid})")
+    return spec(**values)
+
+
+def _option_value(plugin: str, key: str, value: str | None, kind: Any) -> Any:
+    if kind is bool:
+        if value is None or value.lower() in _TRUE:
+            return True
+        if value.lower() in _FALSE:
+            return False
+        raise GeneratorError(f"{plugin}: option {key!r} is a flag; {value!r} is not true or false")
+    if value is None:
+        raise GeneratorError(f"{plugin}: option {key!r} needs a value ({key}=...)")
+    if kind is int:
+        try:
+            return int(value)
+        except ValueError:
+            raise GeneratorError(
+                f"{plugin}: option {key!r} needs an integer, not {value!r}"
+            ) from None
+    if kind is str or (isinstance(kind, types.UnionType) and str in typing.get_args(kind)):
+        return value
+    raise TypeError(f"{plugin}: option {key!r} has a type parse_options does not read: {kind}")
+
+
+@dataclass(frozen=True, slots=True)
+class NoOptions:
+    """The options of a plugin that takes none: any key is an error."""
+
+
+def passthrough_parameter(options: Iterable[tuple[str, str]]) -> str:
+    """The `opt` string of collected pass-through options, as protoc spells it."""
+    return ",".join(key if value == "" else f"{key}={value}" for key, value in options)
 
 
 def header_line(kind: str, source: str) -> str:

@@ -20,15 +20,32 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
 from google.protobuf import descriptor_pb2
 from google.protobuf.compiler import plugin_pb2
 
-from qmtl_codegen.plugin import GeneratorError, OutputFile, header_line, parse_parameter, run
+from qmtl_codegen.plugin import (
+    GeneratorError,
+    OutputFile,
+    header_line,
+    parse_options,
+    passthrough_parameter,
+    run,
+)
 
-_OWN_OPTIONS = {"lang", "plugin", "services_only"}
+
+@dataclass(frozen=True, slots=True)
+class BridgeOptions:
+    lang: str  # protoc's --<lang>_out
+    plugin: str = ""  # console script of a protoc plugin in this venv, e.g. protoc-gen-mypy
+    services_only: bool = False  # only the files that declare a service
+    # Every other option is the wrapped generator's (e.g. mypy's `quiet`).
+    passthrough: tuple[tuple[str, str], ...] = ()
+
+
 _SUFFIX = re.compile(r"_pb2(_grpc)?\.pyi?$")
 
 
@@ -51,26 +68,22 @@ def _script_owner(script: str) -> str:
 
 
 def generate(request: plugin_pb2.CodeGeneratorRequest) -> Iterator[OutputFile]:
-    options = parse_parameter(request.parameter)
-    lang = options.get("lang")
+    options = parse_options("protoc_bridge", request.parameter, BridgeOptions)
+    lang = options.lang
     if not lang:
         raise GeneratorError("protoc_bridge needs opt lang=python|grpc_python|<plugin lang>")
-    passthrough = ",".join(
-        key if value == "" else f"{key}={value}"
-        for key, value in options.items()
-        if key not in _OWN_OPTIONS
-    )
+    passthrough = passthrough_parameter(options.passthrough)
     extra: list[str] = []
     generator = f"grpcio-tools {metadata.version('grpcio-tools')} --{lang}_out"
-    if "plugin" in options:
-        executable = Path(sys.executable).parent / options["plugin"]
+    if options.plugin:
+        executable = Path(sys.executable).parent / options.plugin
         if not executable.exists():
             raise GeneratorError(f"protoc_bridge: plugin {executable} is not installed")
         extra.append(f"--plugin=protoc-gen-{lang}={executable}")
-        generator = _script_owner(options["plugin"])
+        generator = _script_owner(options.plugin)
 
     targets = list(request.file_to_generate)
-    if "services_only" in options:
+    if options.services_only:
         with_services = {proto.name for proto in request.proto_file if proto.service}
         targets = [name for name in targets if name in with_services]
     if not targets:

@@ -17,8 +17,9 @@ from google.protobuf import descriptor, descriptor_pb2
 from google.protobuf.compiler import plugin_pb2
 
 from qmtl_codegen import markdown, options
+from qmtl_codegen.api import pathtemplate
 from qmtl_codegen.descriptors import Schema, first_sentence
-from qmtl_codegen.plugin import OutputFile, header_line, run
+from qmtl_codegen.plugin import NoOptions, OutputFile, header_line, parse_options, run
 from qmtl_codegen.templating import render
 
 OUTPUT_NAME = "reference.md"
@@ -251,7 +252,12 @@ class _Builder:
         rule = options.http_rule(pool, method)
         access = options.require_access(pool, method)
         bindings = rule.bindings if rule is not None else ()
-        parameters = dict.fromkeys(p for b in bindings for p in b.path_parameters)
+        # The reference documents what the schema declares (streaming rpcs too), but no path
+        # the routers would refuse: the path rules are api.pathtemplate's, as everywhere.
+        paths = [pathtemplate.parse(b.path, method.full_name) for b in bindings]
+        for path in paths:
+            pathtemplate.require_servable(path, method.full_name)
+        parameters = dict.fromkeys(p for path in paths for p in path.fields)
         scopes = ", ".join(markdown.code(scope) for scope in access.scopes)
         comment = self.schema.comment(method.full_name)
         return RpcDoc(
@@ -379,6 +385,7 @@ def reference(schema: Schema) -> str:
 
 
 def generate(request: plugin_pb2.CodeGeneratorRequest) -> Iterator[OutputFile]:
+    parse_options("reference", request.parameter, NoOptions)
     yield OutputFile(OUTPUT_NAME, reference(Schema.from_request(request)))
 
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-import grpc_tools
+import grpc_tools  # type: ignore[import-untyped]
 import httpx
 import pytest
 from google.protobuf import descriptor_pb2
@@ -22,9 +22,9 @@ from google.protobuf.compiler import plugin_pb2
 from grpc_tools import protoc
 
 from qmtl.runtime.auth import HmacTokenVerifier, issue_token
-from qmtl.runtime.errors import QmtlClientError
+from qmtl.runtime.errors import QmtlError
 from qmtl.runtime.http.server import create_public_app
-from qmtl_codegen import http_client, http_routes, openapi, reference
+from qmtl_codegen import handlers, http_client, http_routes, openapi, reference
 from qmtl_codegen.httpmodel import snake_case
 from qmtl_codegen.plugin import GeneratorError
 
@@ -127,7 +127,7 @@ def compile_request(tmp_path: Path, source: str, python_out: Path | None = None)
 
 def generate_into(request: Any, out: Path) -> list[str]:
     names = []
-    for generator in (http_routes.generate, http_client.generate):
+    for generator in (handlers.generate, http_routes.generate, http_client.generate):
         for output in generator(request):
             assert isinstance(output.content, str)
             target = out / output.name
@@ -167,6 +167,7 @@ async def test_router_and_client_of_a_new_rpc_work_end_to_end(
     generated = generate_into(request, out)
     monkeypatch.syspath_prepend(str(out))
     assert generated == [
+        "qmtlprobe/v1/probe_service_handler.py",
         "qmtlprobe/v1/probe_service_http.py",
         "qmtlprobe/v1/probe_service_client.py",
     ]
@@ -206,12 +207,12 @@ async def test_router_and_client_of_a_new_rpc_work_end_to_end(
     async with httpx.AsyncClient(transport=transport, base_url="http://probe") as http:
         client = client_module.AsyncProbeServiceClient(http, token=token)
         answer = await client.find_widgets(sent)
-        with pytest.raises(QmtlClientError) as missing:
+        with pytest.raises(QmtlError) as missing:
             await client.find_widgets(messages.FindWidgetsRequest(shelf_id="s"))
 
     assert list(answer.names) == ["w1", "w2"]
     assert received == [sent]
-    assert (missing.value.status, missing.value.code) == (422, "E_VALIDATION")
+    assert (missing.value.status, missing.value.wire_code) == (422, "E_VALIDATION")
     assert missing.value.details == {"field": "minWeight"}
 
 
@@ -263,10 +264,12 @@ def test_a_custom_verb_after_a_path_variable_is_a_generator_error(
     # Next to a plain `{shelf_id}` route, `/shelves/s-1:peek` would be ambiguous (ids hold `:`).
     template = "/v1/probe/shelves/{shelf_id}:peek"
     source = PROBE.replace("/v1/probe/shelves/{shelf_id}/widgets", template, 1)
-    # The OpenAPI generator needs the error body in the schemas before it reads any rule.
+    # The OpenAPI generator needs the error body and catalogue in the schemas before it reads
+    # any rule.
     source = source.replace(
         'import "qmtl/common/v1/paging.proto";',
-        'import "qmtl/common/v1/paging.proto";\nimport "qmtl/common/v1/error.proto";',
+        'import "qmtl/common/v1/paging.proto";\nimport "qmtl/common/v1/error.proto";\n'
+        'import "qmtl/common/v1/error_code.proto";',
     )
     request = compile_request(tmp_path, source)
 

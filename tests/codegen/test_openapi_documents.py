@@ -188,9 +188,10 @@ def test_get_queues_by_tag(docs: dict[str, Document]) -> None:
     assert match_mode["name"] == "matchMode"
     assert match_mode["schema"] == {"$ref": "#/components/schemas/qmtl.common.v1.MatchMode"}
     responses = operation["responses"]
-    assert set(responses) == {"200", "400", "401", "403", "406", "422", "500", "503", "default"}
+    # Exactly the declared codes plus the transport's (tests/docs/test_openapi_errors.py).
+    assert set(responses) == {"200", "400", "401", "403", "406", "422", "500", "501", "503", "504"}
     ok = responses["200"]["content"]
-    assert list(ok) == ["application/x-protobuf", "application/json"]
+    assert list(ok) == ["application/json", "application/x-protobuf"], "JSON shown first"
     assert ok["application/x-protobuf"]["schema"]["contentMediaType"] == "application/x-protobuf"
     assert ok["application/json"]["schema"] == {
         "$ref": "#/components/schemas/qmtl.gateway.v1.GetQueuesByTagResponse"
@@ -232,7 +233,7 @@ def test_well_known_query_parameters(docs: dict[str, Document]) -> None:
 def test_request_bodies_take_both_encodings(docs: dict[str, Document]) -> None:
     submit = op(docs, "gateway.internal.openapi.json", "GatewayService_SubmitStrategy")
     body = submit["requestBody"]["content"]
-    assert list(body) == ["application/x-protobuf", "application/json"]
+    assert list(body) == ["application/json", "application/x-protobuf"]
     assert body["application/x-protobuf"]["schema"]["x-protobuf-message"] == (
         "qmtl.gateway.v1.SubmitStrategyRequest"
     )
@@ -294,19 +295,23 @@ def test_a_body_is_required_exactly_when_the_empty_message_is_invalid(
 
 
 def test_error_responses_are_error_details(docs: dict[str, Document]) -> None:
-    responses = docs["gateway.internal.openapi.json"]["components"]["responses"]
-    for name, response in responses.items():
+    # Inline per operation, exactly its codes (tests/docs/test_openapi_errors.py checks them all).
+    submit = op(docs, "gateway.internal.openapi.json", "GatewayService_SubmitStrategy")
+    responses = submit["responses"]
+    for status, response in responses.items():
+        if status == "200":
+            continue
         content = response["content"]
         assert content["application/json"]["schema"] == {
             "$ref": "#/components/schemas/qmtl.common.v1.ErrorDetail"
-        }, name
+        }, status
         assert "application/x-protobuf" in content
-    assert "`E_MALFORMED_BODY`" in responses["BadRequest"]["description"]
-    assert "`E_DUPLICATE`" in responses["Conflict"]["description"]
-    assert "`E_PAYLOAD_TOO_LARGE`" in responses["RequestEntityTooLarge"]["description"]
-    assert "412 `E_CONTRACT_VERSION`" in responses["Error"]["description"]
-    assert "Retry-After" in responses["ServiceUnavailable"]["headers"]
-    challenge = responses["Unauthorized"]["headers"]["WWW-Authenticate"]
+    assert "`E_MALFORMED_BODY`" in responses["400"]["description"]
+    assert "`E_DUPLICATE`" in responses["409"]["description"]
+    assert "`E_PAYLOAD_TOO_LARGE`" in responses["413"]["description"]
+    assert "default" not in responses, "no catch-all: the list is the whole truth"
+    assert "Retry-After" in responses["503"]["headers"]
+    challenge = responses["401"]["headers"]["WWW-Authenticate"]
     assert challenge["schema"]["pattern"] == '^Bearer realm="qmtl"'
 
 

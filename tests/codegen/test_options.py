@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from google.protobuf import descriptor, descriptor_pb2, message_factory
 
+from qmtl_codegen.api.pathtemplate import parse
 from qmtl_codegen.descriptors import Schema
 from qmtl_codegen.options import (
     ACCESS_RULE,
@@ -14,15 +15,11 @@ from qmtl_codegen.options import (
     ErrorInfo,
     HttpBinding,
     HttpRule,
-    PathVariable,
     access_rule,
     error_info,
     extension_value,
     field_behaviors,
     http_rule,
-    path_parameters,
-    path_variables,
-    refuse_verb_after_variable,
     require_access,
 )
 from qmtl_codegen.plugin import GeneratorError
@@ -83,7 +80,7 @@ def test_every_rpc_follows_the_access_contract(schema: Schema) -> None:
                 problems.append(f"{rpc.full_name}: {info.exposure} served as {binding.method}")
             if info.is_public == ("/internal/" in binding.path):
                 problems.append(f"{rpc.full_name}: {info.exposure} at {binding.path}")
-            for name in binding.path_parameters:
+            for name in parse(binding.path, rpc.full_name).fields:
                 if name not in rpc.input_type.fields_by_name:
                     problems.append(f"{rpc.full_name}: path binds unknown field {name}")
     assert not problems
@@ -93,7 +90,7 @@ def test_path_parameters_are_required_fields(schema: Schema) -> None:
     rpc = method(schema, "qmtl.dagmanager.v1.DagManagerService.GetNode")
     rule = http_rule(schema.pool, rpc)
     assert rule is not None
-    assert rule.primary.path_parameters == ("node_id",)
+    assert parse(rule.primary.path, rpc.full_name).fields == ("node_id",)
     node_id = rpc.input_type.fields_by_name["node_id"]
     assert field_behaviors(schema.pool, node_id) == ("REQUIRED",)
 
@@ -178,48 +175,3 @@ def test_an_rpc_without_options_has_no_http_rule(schema: Schema, schema_with: Ma
     probe = schema_with([probe_file(schema)])
     assert http_rule(probe.pool, probe_method(probe)) is None
     assert access_rule(probe.pool, probe_method(probe)) is None
-
-
-@pytest.mark.parametrize(
-    ("template", "expected"),
-    [
-        ("/v1/dag-manager/nodes/{node_id}", ("node_id",)),
-        ("/v1/gateway/strategies", ()),
-        ("/v1/gateway/strategies/{strategy_id}/retry", ("strategy_id",)),
-        ("/v1/{name=**}", ("name",)),
-        ("/v1/{name=projects/*/nodes/*}:cancel", ("name",)),
-        ("/v1/{page.page_token}/{id}", ("page.page_token", "id")),
-    ],
-)
-def test_path_parameters(template: str, expected: tuple[str, ...]) -> None:
-    assert path_parameters(template) == expected
-
-
-def test_path_variables_keep_their_pattern() -> None:
-    assert path_variables("/v1/{a}/{b=**}") == (PathVariable("a", "*"), PathVariable("b", "**"))
-
-
-@pytest.mark.parametrize(
-    "template",
-    ["v1/{a}", "/v1/{a", "/v1/a}", "/v1/{}", "/v1/{a=}", "/v1/{a{b}}", "/v1/{a}/{a}", "/v1/{1a}"],
-)
-def test_malformed_path_templates_are_rejected(template: str) -> None:
-    with pytest.raises(GeneratorError):
-        path_parameters(template)
-
-
-@pytest.mark.parametrize(
-    "template",
-    ["/v1/gateway/strategies/{id}:peek", "/v1/{name=**}:cancel", "/v1/a/{id}.json:peek"],
-)
-def test_a_custom_verb_after_a_variable_is_refused(template: str) -> None:
-    # `{id}:peek` would route `s-1:peek` to the plain `{id}` route: ids may contain ':'.
-    with pytest.raises(GeneratorError, match=r"custom verb ':.*' after a path variable"):
-        refuse_verb_after_variable(template)
-
-
-@pytest.mark.parametrize(
-    "template", ["/v1/gateway/strategies:peek", "/v1/x/{id}/items:peek", "/v1/a:b/{id}"]
-)
-def test_a_custom_verb_after_a_literal_segment_is_allowed(template: str) -> None:
-    refuse_verb_after_variable(template)

@@ -118,7 +118,11 @@ def test_new_get_rpc_gets_route_client_openapi_schema_and_fixtures(
     python = workspace / "generated" / "python" / "qmtl" / "gateway" / "v1"
     routes = (python / "gateway_service_http.py").read_text()
     assert "/v1/gateway/probes/{probe_id}" in routes
-    assert "async def get_probe(" in routes
+    handlers = (python / "gateway_service_handler.py").read_text()
+    assert "async def get_probe(" in handlers
+    assert 'full_name="qmtl.gateway.v1.GatewayService.GetProbe"' in handlers
+    adapter = (python / "gateway_service_grpc.py").read_text()
+    assert "async def GetProbe(" in adapter
     client = (python / "gateway_service_client.py").read_text()
     assert "def get_probe(" in client
 

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from google.protobuf import message
 
 from qmtl.runtime.auth import Principal
-from qmtl.runtime.http.server import Reply
+from qmtl.runtime.context import Context
 from qmtl_codegen.httpmodel import snake_case
 from tests.http.surface import VERIFIER, Op, http_module, response_fixture
 
@@ -29,26 +29,31 @@ class FixtureHandler:
     """Implements any service's handler Protocol: every rpc answers its response fixture.
 
     It records each call, raises what `failures` names for an rpc instead of answering, and
-    wraps the answer in a Reply with the status `statuses` names for an rpc.
+    answers with the status `statuses` names for an rpc (ctx.set_status, plus a Location).
     """
 
     ops: dict[str, Op]
     calls: list[Call] = field(default_factory=list)
     failures: dict[str, BaseException] = field(default_factory=dict)
     statuses: dict[str, int] = field(default_factory=dict)
+    # Methods answering in place of the fixture; the routes bind methods when the app is
+    # built, so these are given to build_apps, not set afterwards.
+    answers: dict[str, Callable[..., Awaitable[message.Message]]] = field(default_factory=dict)
 
     def __getattr__(self, name: str) -> Callable[..., Awaitable[message.Message]]:
+        if name in self.answers:
+            return self.answers[name]
         op = self.ops.get(name)
         if op is None:
             raise AttributeError(name)
 
-        async def answer(request: message.Message, principal: Principal | None) -> Any:
-            self.calls.append(Call(name, request, principal))
+        async def answer(request: message.Message, ctx: Context) -> Any:
+            self.calls.append(Call(name, request, ctx.principal))
             if name in self.failures:
                 raise self.failures[name]
             if name in self.statuses:
-                headers = {"Location": f"/somewhere/{name}"}
-                return Reply(response_fixture(op), self.statuses[name], headers)
+                ctx.set_status(self.statuses[name])
+                ctx.set_header("Location", f"/somewhere/{name}")
             return response_fixture(op)
 
         return answer
@@ -64,11 +69,13 @@ class ServiceApps:
         return self.public if op.public else self.internal
 
 
-def build_apps(op: Op) -> ServiceApps:
+def build_apps(
+    op: Op, answers: dict[str, Callable[..., Awaitable[message.Message]]] | None = None
+) -> ServiceApps:
     from tests.http.surface import OPERATIONS
 
     ops = {o.python_name: o for o in OPERATIONS if o.service is op.service}
-    handler = FixtureHandler(ops)
+    handler = FixtureHandler(ops, answers=dict(answers or {}))
     module = http_module(op.service)
     prefix = snake_case(op.service.name)
     public = getattr(module, f"create_{prefix}_public_app")(handler, VERIFIER)

@@ -13,8 +13,9 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
+from qmtl.runtime.client import NO_RETRY
 from qmtl.runtime.codec import Encoding
-from qmtl.runtime.errors import ErrorCode, QmtlClientError, QmtlError
+from qmtl.runtime.errors import ErrorCode, QmtlError
 from tests.http.conftest import ServiceApps, build_apps
 from tests.http.surface import (
     AUTHENTICATED,
@@ -59,13 +60,13 @@ async def test_async_client_round_trips_every_rpc(
 @pytest.mark.parametrize("op", OPERATIONS, ids=ids)
 async def test_async_client_raises_the_servers_error_detail(op: Op, apps: ServiceApps) -> None:
     apps.handler.failures[op.python_name] = QmtlError.unavailable("down", retry_after=1.5)
-    client = async_client(op, apps, token=all_scopes())
+    client = async_client(op, apps, token=all_scopes(), retry=NO_RETRY)
 
-    with pytest.raises(QmtlClientError) as raised:
+    with pytest.raises(QmtlError) as raised:
         await getattr(client, op.python_name)(request_fixture(op))
 
     error = raised.value
-    assert (error.status, error.code, error.retryable) == (503, "E_UNAVAILABLE", True)
+    assert (error.status, error.wire_code, error.retryable) == (503, "E_UNAVAILABLE", True)
     assert error.retry_after == 1.5
 
 
@@ -75,10 +76,10 @@ async def test_client_without_a_token_gets_the_401_as_a_client_error(
 ) -> None:
     client = async_client(op, apps)
 
-    with pytest.raises(QmtlClientError) as raised:
+    with pytest.raises(QmtlError) as raised:
         await getattr(client, op.python_name)(request_fixture(op))
 
-    assert (raised.value.status, raised.value.code) == (401, "E_UNAUTHENTICATED")
+    assert (raised.value.status, raised.value.wire_code) == (401, "E_UNAUTHENTICATED")
     assert apps.handler.calls == []
 
 
@@ -94,11 +95,11 @@ async def test_connection_failure_is_a_client_error_with_status_0(op: Op) -> Non
     url = f"http://127.0.0.1:{closed_port()}"
     cls = getattr(client_module(op.service), f"Async{op.service.name}Client")
 
-    async with cls(url, url, token="t") as client:
-        with pytest.raises(QmtlClientError) as raised:
+    async with cls(url, url, token="t", retry=NO_RETRY) as client:
+        with pytest.raises(QmtlError) as raised:
             await getattr(client, op.python_name)(request_fixture(op))
 
-    assert (raised.value.status, raised.value.code) == (0, "E_UNAVAILABLE")
+    assert (raised.value.status, raised.value.wire_code) == (0, "E_UNAVAILABLE")
     assert raised.value.retryable
 
 
@@ -199,12 +200,12 @@ def test_sync_client_raises_the_servers_error_detail(
 
     with (
         sync_client(op, public, internal, token=all_scopes(), encoding=encoding) as client,
-        pytest.raises(QmtlClientError) as raised,
+        pytest.raises(QmtlError) as raised,
     ):
         getattr(client, op.python_name)(request_fixture(op))
 
     error = raised.value
-    assert (error.status, error.code, error.message) == (404, "E_NOT_FOUND", "no such thing")
+    assert (error.status, error.wire_code, error.message) == (404, "E_NOT_FOUND", "no such thing")
     assert error.error_code == ErrorCode.ERROR_CODE_NOT_FOUND
     assert error.details == {"id": "x-1"}
 
@@ -235,7 +236,7 @@ def test_client_without_the_rpcs_listener_says_which_one_it_needs(
     apps, public, internal = on_sockets
     client = sync_client(op, None, internal) if op.public else sync_client(op, public, None)
 
-    with client, pytest.raises(ValueError, match="public" if op.public else "internal"):
+    with client, pytest.raises(QmtlError, match="public" if op.public else "internal"):
         getattr(client, op.python_name)(request_fixture(op))
     assert apps.handler.calls == []
 

@@ -69,15 +69,14 @@ def test_the_surface_has_anonymous_health_routes_and_internal_detail_routes() ->
 async def test_anonymous_health_route_serves_only_service_state_and_ready(
     op: Op, accept: str
 ) -> None:
-    apps = build_apps(op)
     reply = full_reply(op)
     handed = type(reply)()
     handed.CopyFrom(reply)
 
-    async def answer(request: message.Message, principal: object) -> message.Message:
+    async def answer(request: message.Message, ctx: object) -> message.Message:
         return handed
 
-    setattr(apps.handler, op.python_name, answer)
+    apps = build_apps(op, {op.python_name: answer})
     transport = httpx.ASGITransport(app=apps.public)
     async with httpx.AsyncClient(transport=transport, base_url="http://p") as http:
         response = await http.get(op.path, headers={"Accept": accept})
@@ -114,14 +113,13 @@ async def test_internal_health_detail_needs_a_token_with_its_scope(op: Op) -> No
 @pytest.mark.parametrize("op", DETAIL_ROUTES, ids=ids)
 @pytest.mark.parametrize("accept", [PROTOBUF, JSON])
 async def test_internal_health_detail_serves_every_field(op: Op, accept: str) -> None:
-    apps = build_apps(op)
     reply = type(response_fixture(op))()
     reply.health.CopyFrom(full_health())  # type: ignore[attr-defined]
 
-    async def answer(request: message.Message, principal: object) -> message.Message:
+    async def answer(request: message.Message, ctx: object) -> message.Message:
         return reply
 
-    setattr(apps.handler, op.python_name, answer)
+    apps = build_apps(op, {op.python_name: answer})
     transport = httpx.ASGITransport(app=apps.internal)
     headers = {"Authorization": f"Bearer {token('health:read')}", "Accept": accept}
     async with httpx.AsyncClient(transport=transport, base_url="http://i") as http:

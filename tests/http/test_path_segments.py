@@ -20,8 +20,8 @@ from starlette.routing import Route
 from qmtl.dagmanager.v1.node_messages_pb2 import GetNodeRequest
 from qmtl.gateway.v1.gateway_service_client import AsyncGatewayServiceClient
 from qmtl.gateway.v1.strategy_messages_pb2 import GetStrategyRequest
-from qmtl.runtime.errors import QmtlClientError
-from qmtl.runtime.http.client import PathValueError, build_path
+from qmtl.runtime.errors import QmtlError
+from qmtl.runtime.http.client import PathValueError, Var, build_path
 from qmtl.runtime.http.server import create_internal_app
 from tests.http.conftest import ServiceApps, build_apps
 from tests.http.raw_asgi import PROTOBUF, RawResponse, call
@@ -112,8 +112,8 @@ async def test_get_strategy_of_a_slash_status_never_reaches_get_strategy_status(
         await client.get_strategy(GetStrategyRequest(strategy_id="a/status"))
 
     error = raised.value
-    assert isinstance(error, QmtlClientError)
-    assert (error.status, error.code) == (0, "E_INVALID_ARGUMENT")
+    assert isinstance(error, QmtlError)
+    assert (error.status, error.wire_code) == (0, "E_INVALID_ARGUMENT")
     assert error.details == {"parameter": "strategyId"}
     assert wire.sent == []
     assert apps.handler.calls == []
@@ -232,18 +232,19 @@ async def test_a_spanning_parameter_still_takes_an_encoded_slash() -> None:
 
 
 def test_build_path_keeps_slashes_of_a_spanning_variable_but_not_dot_segments() -> None:
-    path, _ = build_path("/v1/files/{node_id=**}", GetNodeRequest(node_id="a/b:c"))
+    path, _ = build_path(
+        ("/v1/files/", Var("node_id", spans=True)), GetNodeRequest(node_id="a/b:c")
+    )
     assert path == "/v1/files/a/b:c"
 
     for value in ("a/../b", "./a", "a/."):
         with pytest.raises(PathValueError, match="dot segment"):
-            build_path("/v1/files/{node_id=**}", GetNodeRequest(node_id=value))
+            build_path(("/v1/files/", Var("node_id", spans=True)), GetNodeRequest(node_id=value))
 
 
-def test_path_value_error_is_a_typed_client_error_and_a_value_error() -> None:
+def test_path_value_error_is_a_typed_client_error() -> None:
     with pytest.raises(PathValueError) as raised:
-        build_path("/v1/nodes/{node_id}", GetNodeRequest(node_id="a/b"))
+        build_path(("/v1/nodes/", Var("node_id")), GetNodeRequest(node_id="a/b"))
 
-    assert isinstance(raised.value, QmtlClientError)
-    assert isinstance(raised.value, ValueError)
+    assert isinstance(raised.value, QmtlError)
     assert raised.value.error_code != 0

@@ -11,7 +11,6 @@ from qmtl.common.v1 import error_code_pb2
 from qmtl.common.v1.error_pb2 import ErrorDetail
 from qmtl.runtime.errors import (
     ErrorCode,
-    QmtlClientError,
     QmtlError,
     error_info,
     error_info_for_wire,
@@ -85,20 +84,20 @@ def test_without_retry_after_there_is_no_header_and_no_field() -> None:
     assert json_format.MessageToDict(error.to_proto().details) == {"id": "x"}
 
 
-def test_client_error_keeps_a_code_this_client_does_not_know() -> None:
+def test_a_received_error_keeps_a_code_this_client_does_not_know() -> None:
     detail = ErrorDetail(code="E_FROM_THE_FUTURE", message="new", retryable=True)
     detail.retry_after.FromSeconds(4)
 
-    error = QmtlClientError(detail, 418)
+    error = QmtlError.from_detail(detail, status=418)
 
-    assert (error.code, error.status, error.message) == ("E_FROM_THE_FUTURE", 418, "new")
+    assert (error.wire_code, error.status, error.message) == ("E_FROM_THE_FUTURE", 418, "new")
     assert error.error_code == ErrorCode.ERROR_CODE_UNSPECIFIED
     assert (error.retryable, error.retry_after) == (True, 4.0)
     assert "E_FROM_THE_FUTURE" in str(error)
 
 
-def test_client_error_maps_a_known_code_to_the_enum() -> None:
-    error = QmtlClientError(QmtlError.not_found("x").to_proto(), 404)
+def test_a_received_error_maps_a_known_code_to_the_enum() -> None:
+    error = QmtlError.from_detail(QmtlError.not_found("x").to_proto(), status=404)
 
     assert error.error_code == ErrorCode.ERROR_CODE_NOT_FOUND
     assert error.retry_after is None

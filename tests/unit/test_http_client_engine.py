@@ -10,13 +10,13 @@ from qmtl.common.v1.error_pb2 import ErrorDetail
 from qmtl.dagmanager.v1.node_messages_pb2 import GetNodeRequest, ListNodesRequest
 from qmtl.gateway.v1.strategy_messages_pb2 import GetStrategyResponse
 from qmtl.runtime.codec import Encoding
-from qmtl.runtime.errors import QmtlClientError
-from qmtl.runtime.http.client import Operation, build_path, finish, prepare, query_pairs
+from qmtl.runtime.errors import QmtlError
+from qmtl.runtime.http.client import Operation, Var, build_path, finish, prepare, query_pairs
 
 GET_STRATEGY: Operation[GetNodeRequest, GetStrategyResponse] = Operation(
     name="t.Get",
     method="GET",
-    path="/v1/x/{node_id}",
+    path=("/v1/x/", Var("node_id")),
     body="",
     response=GetStrategyResponse,
     internal=False,
@@ -24,15 +24,15 @@ GET_STRATEGY: Operation[GetNodeRequest, GetStrategyResponse] = Operation(
 
 
 def test_path_variables_are_filled_and_escaped_except_colons() -> None:
-    path, bound = build_path("/v1/nodes/{node_id}", GetNodeRequest(node_id="blake3:a?b c"))
+    path, bound = build_path(("/v1/nodes/", Var("node_id")), GetNodeRequest(node_id="blake3:a?b c"))
 
     assert path == "/v1/nodes/blake3:a%3Fb%20c"
     assert bound == {"node_id"}
 
 
 def test_empty_path_value_is_refused_before_sending() -> None:
-    with pytest.raises(ValueError, match="node_id"):
-        build_path("/v1/nodes/{node_id}", GetNodeRequest())
+    with pytest.raises(QmtlError, match="node_id"):
+        build_path(("/v1/nodes/", Var("node_id")), GetNodeRequest())
 
 
 def test_query_carries_set_fields_by_json_name_with_dots_and_repeats() -> None:
@@ -73,10 +73,10 @@ def test_error_answer_without_an_error_detail_still_raises_the_client_error(
 ) -> None:
     response = httpx.Response(status, content=body, headers={"content-type": "text/html"})
 
-    with pytest.raises(QmtlClientError) as raised:
+    with pytest.raises(QmtlError) as raised:
         finish(GET_STRATEGY, response, Encoding.PROTOBUF)
 
-    assert (raised.value.status, raised.value.code) == (status, code)
+    assert (raised.value.status, raised.value.wire_code) == (status, code)
     assert f"HTTP {status}" in raised.value.message
 
 
@@ -86,7 +86,7 @@ def test_error_detail_is_decoded_in_the_answers_encoding() -> None:
         409, content=detail.SerializeToString(), headers={"content-type": "application/x-protobuf"}
     )
 
-    with pytest.raises(QmtlClientError) as raised:
+    with pytest.raises(QmtlError) as raised:
         finish(GET_STRATEGY, response, Encoding.JSON)
 
     assert raised.value.detail == detail
@@ -97,7 +97,7 @@ def test_success_body_that_does_not_decode_is_a_client_error() -> None:
         200, content=b"\xff\xff", headers={"content-type": "application/x-protobuf"}
     )
 
-    with pytest.raises(QmtlClientError) as raised:
+    with pytest.raises(QmtlError) as raised:
         finish(GET_STRATEGY, response, Encoding.PROTOBUF)
 
-    assert raised.value.code == "E_MALFORMED_BODY"
+    assert raised.value.wire_code == "E_MALFORMED_BODY"

@@ -65,7 +65,9 @@ def timestamp_nanos(stamp: timestamp_pb2.Timestamp, name: str) -> int:
 
 def datetime_nanos(instant: datetime) -> int:
     """An aware datetime as integer nanoseconds since the epoch."""
-    return (instant - _EPOCH) // timedelta(microseconds=1) * 1000
+    # Field arithmetic, not `// timedelta(...)`: a third of the cost, on every verified call.
+    span = instant - _EPOCH
+    return ((span.days * 86_400 + span.seconds) * 1_000_000 + span.microseconds) * 1000
 
 
 def timedelta_nanos(span: timedelta) -> int:

@@ -1,9 +1,12 @@
 """The two encodings every route speaks, and how a request picks one (docs/api/HTTP.md).
 
-`application/x-protobuf` is the message's binary encoding and the default; `application/json`
-is the proto3 JSON mapping (int64 as strings, enums by name, RFC 3339 timestamps). The
-response encoding follows `Accept` with q-values; a request body must be declared in one of the
-two (415 otherwise) and must decode (400 E_MALFORMED_BODY otherwise).
+`application/x-protobuf` is the message's binary encoding; `application/json` is the proto3
+JSON mapping (int64 as strings, enums by name, RFC 3339 timestamps). The response encoding
+follows `Accept` with q-values; when `Accept` leaves the choice open (absent, `*/*`, a tie) the
+caller's `default` decides: each listener passes its own (docs/operations/serving.md: JSON on
+the public one, protobuf on the internal one), protobuf when none is passed. A request body
+must be declared in one of the two (415 otherwise) and must decode (400 E_MALFORMED_BODY
+otherwise).
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ class Encoding(enum.Enum):
 
 
 # Specificity of the Accept range that matched: an exact type beats `application/*`, which
-# beats `*/*`. Ties between our two types go to protobuf, the default encoding.
+# beats `*/*`. A tie between our two types goes to the listener's default encoding.
 _EXACT, _SUBTYPE_WILDCARD, _ANY = 3, 2, 1
 
 
@@ -80,26 +83,30 @@ def _rank(ranges: list[tuple[str, float]], media_type: str) -> tuple[float, int]
 
 
 @functools.lru_cache(maxsize=512)
-def _choose(accept: str) -> Encoding | None:
+def _choose(accept: str, default: Encoding) -> Encoding | None:
     # Cached: clients repeat the same Accept value, and parsing it costs more than the lookup.
     ranges = [r for r in map(_media_range, accept.split(",")) if r is not None]
     if not ranges:
-        return Encoding.PROTOBUF
+        return default
     protobuf = _rank(ranges, PROTOBUF)
     json_rank = _rank(ranges, JSON)
     if protobuf[0] <= 0 and json_rank[0] <= 0:
         return None
+    if json_rank == protobuf:
+        return default  # `*/*`, `application/*` or equal weights: the client left it open
     return Encoding.JSON if json_rank > protobuf else Encoding.PROTOBUF
 
 
-def negotiate(accept: str | None) -> Encoding:
-    """The response encoding for an `Accept` value; protobuf if absent, empty or `*/*`.
+def negotiate(accept: str | None, *, default: Encoding = Encoding.PROTOBUF) -> Encoding:
+    """The response encoding for an `Accept` value; `default` if absent, empty or `*/*`.
 
-    Raises QmtlError E_NOT_ACCEPTABLE (406) when neither encoding is acceptable.
+    `default` also settles a tie (`application/*`, equal weights); a range naming one of the
+    two types over the other always wins. Raises QmtlError E_NOT_ACCEPTABLE (406) when
+    neither encoding is acceptable.
     """
     if not accept:
-        return Encoding.PROTOBUF
-    chosen = _choose(accept)
+        return default
+    chosen = _choose(accept, default)
     if chosen is None:
         raise QmtlError(
             ErrorCode.ERROR_CODE_NOT_ACCEPTABLE,
@@ -109,11 +116,11 @@ def negotiate(accept: str | None) -> Encoding:
     return chosen
 
 
-def negotiate_for_error(accept: str | None) -> Encoding:
+def negotiate_for_error(accept: str | None, *, default: Encoding = Encoding.PROTOBUF) -> Encoding:
     """The encoding of an error body: as negotiated, JSON when `Accept` cannot be satisfied."""
     if not accept:
-        return Encoding.PROTOBUF
-    return _choose(accept) or Encoding.JSON
+        return default
+    return _choose(accept, default) or Encoding.JSON
 
 
 @functools.lru_cache(maxsize=64)
@@ -149,11 +156,17 @@ def body_encoding(content_type: str | None) -> Encoding:
     return chosen
 
 
-def encode(msg: message.Message, encoding: Encoding) -> bytes:
-    """`msg` in `encoding`: deterministic binary, or compact proto3 JSON in UTF-8."""
+def encode(msg: message.Message, encoding: Encoding, *, emit_defaults: bool = False) -> bytes:
+    """`msg` in `encoding`: deterministic binary, or compact proto3 JSON in UTF-8.
+
+    JSON leaves out fields holding their default value (0, "", false, empty lists and maps,
+    the first enum value), as the proto3 JSON mapping allows; `emit_defaults` writes them too,
+    for clients that want every field present. Fields with explicit presence (messages,
+    `optional`, oneof members) appear only when set either way; binary is never affected.
+    """
     if encoding is Encoding.PROTOBUF:
         return msg.SerializeToString(deterministic=True)
-    mapped = json_format.MessageToDict(msg)
+    mapped = json_format.MessageToDict(msg, always_print_fields_with_no_presence=emit_defaults)
     return json.dumps(mapped, separators=(",", ":"), ensure_ascii=False).encode()
 
 

@@ -3,8 +3,11 @@
 A service raises `QmtlError` with a `qmtl.common.v1.ErrorCode`; the HTTP status, the wire code
 (`E_...`) and the default `retryable` flag are not written here but read once, at import, from
 each enum value's `(qmtl.api.v1.error_info)` option, so the schema stays the only catalogue.
-A typed client raises `QmtlClientError`, which carries the `ErrorDetail` it received: a code the
-client does not know yet (a newer server) still arrives intact as a string.
+The same type is what a typed client raises (`QmtlError.from_detail`): it carries the
+`ErrorDetail` it received and the HTTP status it came with, and a code the client does not know
+yet (a newer server) still arrives intact as a string in `.wire_code`. The gRPC status of each
+code is catalogue data too (`error_info.grpc_code`); qmtl.runtime.error_mapping maps errors onto
+each transport.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ class ErrorInfo:
     wire_code: str
     http_status: int
     retryable: bool
+    grpc_code: int = 2  # google.rpc.Code number; UNKNOWN for a code this runtime does not know
 
 
 def _read_catalogue() -> tuple[Mapping[Code, ErrorInfo], Mapping[str, ErrorInfo]]:
@@ -45,7 +49,9 @@ def _read_catalogue() -> tuple[Mapping[Code, ErrorInfo], Mapping[str, ErrorInfo]
             continue  # ERROR_CODE_UNSPECIFIED: never sent
         info = options.Extensions[extension]
         code = ErrorCode.Value(value.name)
-        by_code[code] = ErrorInfo(code, info.code, info.http_status, info.retryable)
+        by_code[code] = ErrorInfo(
+            code, info.code, info.http_status, info.retryable, int(info.grpc_code)
+        )
     return MappingProxyType(by_code), MappingProxyType({i.wire_code: i for i in by_code.values()})
 
 
@@ -100,6 +106,53 @@ class QmtlError(Exception):
         self.retry_after: float | None = None if retry_after is None else _seconds(retry_after)
         self.info = info
         self._http_status = http_status
+        self._detail: error_pb2.ErrorDetail | None = None
+        # The HTTP status the error was answered with; a server-side error has not been
+        # answered yet, so its own status stands in.
+        self.status: int = self.http_status
+
+    @classmethod
+    def from_detail(cls, detail: error_pb2.ErrorDetail, *, status: int | None = None) -> QmtlError:
+        """The error an ErrorDetail describes, as a client receives it.
+
+        `status` is the HTTP status it was answered with (0: no answer at all, e.g. the
+        connection failed; None: not known, the catalogue's status stands in). A wire code
+        this runtime does not know keeps its string in `.wire_code`, with `.code`
+        ERROR_CODE_UNSPECIFIED; `.detail` is `detail` itself, unknown fields included.
+        """
+        known = error_info_for_wire(detail.code)
+        info = known or ErrorInfo(
+            ErrorCode.ERROR_CODE_UNSPECIFIED,
+            detail.code,
+            status or _UNKNOWN_STATUS,
+            detail.retryable,
+        )
+        error = cls.__new__(cls)
+        Exception.__init__(error, detail.message)
+        error.code = info.code
+        error.message = detail.message
+        error.details = _struct_to_dict(detail.details)
+        error.retryable = detail.retryable
+        error.retry_after = (
+            detail.retry_after.ToTimedelta().total_seconds()
+            if detail.HasField("retry_after")
+            else None
+        )
+        error.info = info
+        error._http_status = None
+        error._detail = detail
+        error.status = error.http_status if status is None else status
+        return error
+
+    @property
+    def detail(self) -> error_pb2.ErrorDetail:
+        """The wire form: the ErrorDetail received, or the one this error is sent as."""
+        return self._detail if self._detail is not None else self.to_proto()
+
+    @property
+    def error_code(self) -> Code:
+        """The code as the enum (the same as `.code`); ERROR_CODE_UNSPECIFIED when unknown."""
+        return self.code
 
     @property
     def wire_code(self) -> str:
@@ -125,6 +178,11 @@ class QmtlError(Exception):
 
     def __repr__(self) -> str:
         return f"QmtlError({self.wire_code}, {self.message!r})"
+
+    def __str__(self) -> str:
+        if self._detail is not None:
+            return f"{self.wire_code} (HTTP {self.status}): {self.message}"
+        return self.message
 
     # Constructors for the codes the HTTP layer and most handlers raise.
     @classmethod
@@ -159,52 +217,27 @@ class QmtlError(Exception):
     def internal(cls, message: str = "internal error") -> QmtlError:
         return cls(ErrorCode.ERROR_CODE_INTERNAL, message)
 
+    @classmethod
+    def timeout(cls, message: str = "the call's deadline passed") -> QmtlError:
+        return cls(ErrorCode.ERROR_CODE_TIMEOUT, message)
+
+
+# The status a received error with an unknown code and no HTTP status is given.
+_UNKNOWN_STATUS = 500
+
+
+def unimplemented(rpc_full_name: str) -> QmtlError:
+    """E_UNIMPLEMENTED (501) for an rpc the service does not implement."""
+    return QmtlError(
+        ErrorCode.ERROR_CODE_UNIMPLEMENTED,
+        f"{rpc_full_name} is not implemented by this service",
+        details={"rpc": rpc_full_name},
+    )
+
 
 def _duration(seconds: float) -> duration_pb2.Duration:
     whole = math.floor(seconds)
     return duration_pb2.Duration(seconds=whole, nanos=round((seconds - whole) * 1e9))
-
-
-class QmtlClientError(Exception):
-    """What a typed client raises for an error answer or a failed exchange.
-
-    `detail` is the ErrorDetail the server sent, or one the client made up when there was
-    none to decode (status 0: no answer at all, e.g. connection refused or timeout).
-    """
-
-    def __init__(self, detail: error_pb2.ErrorDetail, status: int) -> None:
-        super().__init__(f"{detail.code} (HTTP {status}): {detail.message}")
-        self.detail = detail
-        self.status = status
-
-    @property
-    def code(self) -> str:
-        """The wire code, e.g. `E_NOT_FOUND`; kept a string so new codes survive."""
-        return self.detail.code
-
-    @property
-    def error_code(self) -> Code:
-        """The code as the enum; ERROR_CODE_UNSPECIFIED when this client does not know it."""
-        info = error_info_for_wire(self.detail.code)
-        return info.code if info is not None else ErrorCode.ERROR_CODE_UNSPECIFIED
-
-    @property
-    def message(self) -> str:
-        return self.detail.message
-
-    @property
-    def retryable(self) -> bool:
-        return self.detail.retryable
-
-    @property
-    def retry_after(self) -> float | None:
-        if not self.detail.HasField("retry_after"):
-            return None
-        return self.detail.retry_after.ToTimedelta().total_seconds()
-
-    @property
-    def details(self) -> dict[str, Any]:
-        return _struct_to_dict(self.detail.details)
 
 
 def _struct_to_dict(struct: struct_pb2.Struct) -> dict[str, Any]:

@@ -1,61 +1,13 @@
-"""The public view of a response: fields marked `(qmtl.api.v1.internal_only)` cleared.
+"""Kept for code written before the move: `Hidden` lives in qmtl.runtime.redact now.
 
-Which fields those are is known statically, so the generator writes one `Hidden` table per
-response type of a public route and the route passes its reply through `public_view` before
-encoding it; nothing is looked up per request. The handler's message is copied first, because
-a service may hand the same message (a cached health report) to its internal route too.
+The public view is transport-neutral (HTTP and gRPC listeners clear the same fields), so the
+tables and `public_message` moved out of the HTTP layer; `public_view` is its old name.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import TypeVar
+from qmtl.runtime.redact import Hidden, public_message
 
-from google.protobuf import message
+public_view = public_message
 
-from qmtl.runtime.http.server import Reply
-
-M = TypeVar("M", bound=message.Message)
-
-
-@dataclass(frozen=True, slots=True)
-class Hidden:
-    """Where a message type holds internal_only fields.
-
-    `clear` names its own internal_only fields; `nested` names each message field (singular,
-    repeated or map) whose message type holds some, with that type's table.
-    """
-
-    clear: tuple[str, ...] = ()
-    nested: tuple[tuple[str, Hidden], ...] = ()
-
-
-def _clear(msg: message.Message, hidden: Hidden) -> None:
-    for name in hidden.clear:
-        msg.ClearField(name)
-    for name, inner in hidden.nested:
-        value = getattr(msg, name)
-        if isinstance(value, Mapping):
-            for item in value.values():
-                _clear(item, inner)
-        elif msg.DESCRIPTOR.fields_by_name[name].is_repeated:
-            for item in value:
-                _clear(item, inner)
-        elif msg.HasField(name):
-            _clear(value, inner)
-
-
-def public_message(msg: M, hidden: Hidden) -> M:
-    """A copy of `msg` without the fields `hidden` names, at any depth."""
-    copy = type(msg)()
-    copy.CopyFrom(msg)
-    _clear(copy, hidden)
-    return copy
-
-
-def public_view(reply: M | Reply[M], hidden: Hidden) -> M | Reply[M]:
-    """A handler's reply as a public route sends it: internal_only fields cleared."""
-    if isinstance(reply, Reply):
-        return Reply(public_message(reply.message, hidden), reply.status_code, reply.headers)
-    return public_message(reply, hidden)
+__all__ = ["Hidden", "public_message", "public_view"]

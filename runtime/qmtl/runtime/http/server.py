@@ -1,11 +1,11 @@
-"""What generated endpoints call, and the two apps they are mounted in.
+"""What the HTTP endpoints call, and the two apps they are mounted in.
 
-Generated endpoints are plain `async def endpoint(request) -> Response` functions added as
-Starlette routes, not FastAPI path operations: FastAPI would solve dependencies and validate
-with Pydantic on every request, while the generator already knows every type. The endpoints
+Endpoints (http/endpoint.py, one per generated route, built at startup) are raw ASGI apps
+added as Starlette routes, not FastAPI path operations: FastAPI would solve dependencies and
+validate with Pydantic on every request, while the generator already knows every type. They
 call the helpers here for the parts that are the same for every route: reading the headers in
 one pass, building the request message from a static `Binding`, encoding the reply and turning
-any exception into an ErrorDetail response.
+any exception into an ErrorDetail response (qmtl.runtime.error_mapping says how).
 
 The public app and the internal app are separate FastAPI apps (QmtlApp, which hands plain
 routes their requests without FastAPI's middleware layers), served on separate listeners, so
@@ -14,7 +14,6 @@ the public one cannot route an internal operation whatever its paths look like.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -30,9 +29,10 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Route
 from starlette.types import Receive, Scope, Send
 
-from qmtl.runtime import auth, codec
+from qmtl.runtime import codec, error_mapping
 from qmtl.runtime.errors import ErrorCode, QmtlError, known_codes
 from qmtl.runtime.http.declared_enums import check_declared
+from qmtl.runtime.http.docs_page import docs_routes
 from qmtl.runtime.http.limits import (
     DEFAULT_MAX_BODY_BYTES,
     declared_too_large,
@@ -51,44 +51,31 @@ from qmtl.runtime.http.segments import encoded_slash_error
 
 M = TypeVar("M", bound=message.Message)
 
-logger = logging.getLogger("qmtl.runtime.http")
-
 OPENAPI_PATH = "/openapi.json"
 BODY_NONE, BODY_ALL = "", "*"
-
-
-@dataclass(frozen=True, slots=True)
-class Reply(Generic[M]):
-    """A handler's answer when it is not a plain 200: another 2xx status or extra headers.
-
-    E.g. `Reply(response, status_code=202)` for a submission that was only queued.
-    """
-
-    message: M
-    status_code: int = 200
-    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 class RequestHeaders(NamedTuple):
     accept: str | None
     authorization: str | None
     content_type: str | None
+    timeout: str | None  # qmtl-timeout-ms: the caller's deadline
 
 
-_WANTED = {b"accept": 0, b"authorization": 1, b"content-type": 2}
+_WANTED = {b"accept": 0, b"authorization": 1, b"content-type": 2, b"qmtl-timeout-ms": 3}
 
 
 def request_headers(scope: Scope) -> RequestHeaders:
-    """The three headers an endpoint needs, in one pass over the raw header list.
+    """The headers an endpoint needs, in one pass over the raw header list.
 
     ASGI servers lower-case header names; a repeated header keeps its first value.
     """
-    found: list[str | None] = [None, None, None]
+    found: list[str | None] = [None, None, None, None]
     for name, value in scope["headers"]:
         index = _WANTED.get(name)
         if index is not None and found[index] is None:
             found[index] = value.decode("latin-1")
-    return RequestHeaders(found[0], found[1], found[2])
+    return RequestHeaders(found[0], found[1], found[2], found[3])
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,47 +157,28 @@ class MessageResponse(Response):
         ]
 
 
-def respond(reply: M | Reply[M], encoding: codec.Encoding) -> Response:
-    """The response carrying a handler's reply in the negotiated encoding."""
-    if isinstance(reply, Reply):
-        return Response(
-            codec.encode(reply.message, encoding),
-            status_code=reply.status_code,
-            headers=dict(reply.headers),
-            media_type=encoding.media_type,
-        )
-    return MessageResponse(codec.encode(reply, encoding), encoding)
-
-
 def error_response(
     exc: BaseException,
     accept: str | None,
     headers: Mapping[str, str] | None = None,
     *,
     authorization: str | None = None,
+    default: codec.Encoding = codec.Encoding.PROTOBUF,
 ) -> Response:
     """`exc` as an ErrorDetail response; anything but a QmtlError is logged and becomes a 500.
 
-    The body is in the negotiated encoding, JSON when `Accept` allows neither. A 401 carries
-    the `WWW-Authenticate` challenge that `authorization`, the request's header, calls for.
+    The body is in the negotiated encoding (`default` when Accept leaves it open), JSON when
+    `Accept` allows neither. A 401 carries the `WWW-Authenticate` challenge that
+    `authorization`, the request's header, calls for (error_mapping.to_http).
     """
-    if not isinstance(exc, QmtlError):
-        # The traceback goes to the log only: an error body never carries one.
-        logger.error("unhandled exception in an HTTP endpoint", exc_info=exc)
-        exc = QmtlError.internal()
-    encoding = codec.negotiate_for_error(accept)
-    extra = dict(headers or {})
-    retry_after = exc.retry_after_header()
-    if retry_after is not None:
-        extra["Retry-After"] = retry_after
-    if exc.http_status == 401:
-        # RFC 9110 section 15.5.2: a 401 MUST say how to authenticate; every 401 passes here.
-        extra["WWW-Authenticate"] = auth.challenge(authorization)
+    answer = error_mapping.to_http(
+        exc, accept, authorization=authorization, headers=headers, default=default
+    )
     return Response(
-        codec.encode(exc.to_proto(), encoding),
-        status_code=exc.http_status,
-        headers=extra,
-        media_type=encoding.media_type,
+        answer.body,
+        status_code=answer.status,
+        headers=answer.headers,
+        media_type=answer.media_type,
     )
 
 
@@ -236,12 +204,23 @@ async def _routing_error(request: Request, exc: Exception) -> Response:
     if "Allow" in headers:
         # Starlette joins a set, so the order would change from run to run.
         headers["Allow"] = ", ".join(sorted(m.strip() for m in headers["Allow"].split(",")))
-    return error_response(_code_for_status(exc.status_code), request.headers.get("accept"), headers)
+    return error_response(
+        _code_for_status(exc.status_code),
+        request.headers.get("accept"),
+        headers,
+        default=_default_encoding(request.scope),
+    )
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
     # Endpoints catch their own errors; this is the backstop for anything outside them.
-    return error_response(exc, request.headers.get("accept"))
+    accept = request.headers.get("accept")
+    return error_response(exc, accept, default=_default_encoding(request.scope))
+
+
+def _default_encoding(scope: Scope) -> codec.Encoding:
+    app = scope.get("app")
+    return app.default_encoding if isinstance(app, QmtlApp) else codec.Encoding.PROTOBUF
 
 
 def load_document(package: str, resource: str) -> bytes:
@@ -327,6 +306,11 @@ class QmtlApp(FastAPI):
 
     # The body limit in bytes (docs/operations/http.md); create_app sets it.
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    # The encoding of answers whose request's Accept leaves it open: JSON on the public
+    # listener, protobuf on the internal one (create_public_app / create_internal_app).
+    default_encoding: codec.Encoding = codec.Encoding.PROTOBUF
+    # JSON replies write default-valued fields too (docs/operations/serving.md); create_app sets it.
+    json_emit_defaults: bool = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -336,7 +320,9 @@ class QmtlApp(FastAPI):
                 scope, self.router.routes
             )
             if refused is not None:
-                response = error_response(refused, request_headers(scope).accept)
+                response = error_response(
+                    refused, request_headers(scope).accept, default=self.default_encoding
+                )
                 await response(scope, receive, send)
                 return
             receive = limit_body(scope, receive, self.max_body_bytes)
@@ -352,7 +338,10 @@ class QmtlApp(FastAPI):
             # lets it out gets the same answer rather than a dropped connection.
             if exc.code != ErrorCode.ERROR_CODE_PAYLOAD_TOO_LARGE:
                 raise
-            await error_response(exc, request_headers(scope).accept)(scope, receive, send)
+            answer = error_response(
+                exc, request_headers(scope).accept, default=self.default_encoding
+            )
+            await answer(scope, receive, send)
 
 
 def create_app(
@@ -362,8 +351,12 @@ def create_app(
     title: str,
     telemetry: TelemetryConfig | None = None,
     max_body_bytes: int | None = None,
+    json_emit_defaults: bool = False,
+    default_encoding: codec.Encoding = codec.Encoding.PROTOBUF,
 ) -> QmtlApp:
     """A FastAPI app serving `routes` and, if given, the OpenAPI document at /openapi.json.
+
+    With a document, the app also renders it at /docs (Redoc, bundled: docs_page.py).
 
     FastAPI's own OpenAPI and docs pages are off: the contract is the generated document.
     Unknown paths are 404 and other methods on a known path 405, both with an ErrorDetail
@@ -383,9 +376,12 @@ def create_app(
     )
     if openapi is not None:
         app.router.routes.append(_document_route(openapi))
+        app.router.routes.extend(docs_routes(title))
     app.router.routes.extend(routes)
     app.freeze_routes()
     app.max_body_bytes = limit
+    app.default_encoding = default_encoding
+    app.json_emit_defaults = json_emit_defaults
     return app
 
 
@@ -396,8 +392,9 @@ def create_public_app(
     title: str = "QMTL public API",
     telemetry: TelemetryConfig | None = None,
     max_body_bytes: int | None = None,
+    json_emit_defaults: bool = False,
 ) -> QmtlApp:
-    """The public listener's app: GET routes only (HEAD follows GET)."""
+    """The public listener's app: GET routes only (HEAD follows GET); JSON by default."""
     for route in routes:
         methods = getattr(route, "methods", None) or set()
         if not set(methods) <= {"GET", "HEAD"}:
@@ -408,6 +405,8 @@ def create_public_app(
         title=title,
         telemetry=telemetry,
         max_body_bytes=max_body_bytes,
+        json_emit_defaults=json_emit_defaults,
+        default_encoding=codec.Encoding.JSON,
     )
 
 
@@ -418,6 +417,7 @@ def create_internal_app(
     title: str = "QMTL internal API",
     telemetry: TelemetryConfig | None = None,
     max_body_bytes: int | None = None,
+    json_emit_defaults: bool = False,
 ) -> QmtlApp:
     """The internal listener's app: writes and admin operations, never on the public port."""
     return create_app(
@@ -426,4 +426,5 @@ def create_internal_app(
         title=title,
         telemetry=telemetry,
         max_body_bytes=max_body_bytes,
+        json_emit_defaults=json_emit_defaults,
     )

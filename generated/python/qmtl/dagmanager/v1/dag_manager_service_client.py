@@ -2,16 +2,26 @@
 """Typed HTTP clients of qmtl.dagmanager.v1.DagManagerService.
 
 Per service a synchronous and an asynchronous client over httpx: one method per rpc, taking
-and returning the generated messages. They speak protobuf unless built with
-`encoding=Encoding.JSON`, send the bearer token when given one, and raise
-qmtl.runtime.errors.QmtlClientError, carrying the server's ErrorDetail, for every failure.
+and returning the generated messages, with a per-call `timeout=` (seconds, retries included)
+and `retry=` (a qmtl.runtime.client.RetryPolicy; only idempotent rpcs are retried), and
+`iter_<rpc>` for list rpcs, yielding the items of every page. They speak protobuf unless built
+with `encoding=Encoding.JSON` (qmtl.runtime.client), send the bearer token when given one,
+and raise qmtl.runtime.errors.QmtlError, carrying the server's ErrorDetail, for every failure.
 Public rpcs go to the `public` listener, internal ones to the `internal` listener.
 
-Needs httpx and the qmtl-nextgen runtime (`qmtl.runtime`).
+Needs `pip install "qmtl-contracts[client]"` (docs/api/CLIENT.md).
 """
 
 from __future__ import annotations
 
+import collections.abc as _qmtl_abc
+
+from qmtl.runtime import gen as _qmtl_gen
+
+_qmtl_gen.check_version(1, __name__)
+
+from qmtl.dag.v1.compute_node_pb2 import ComputeNode
+from qmtl.dag.v1.queue_pb2 import Queue
 from qmtl.dagmanager.v1.diff_messages_pb2 import (
     DiffRequest,
     DiffResponse,
@@ -35,209 +45,411 @@ from qmtl.dagmanager.v1.queue_messages_pb2 import (
     ListQueuesResponse,
 )
 from qmtl.dagmanager.v1.status_messages_pb2 import GetStatusRequest, GetStatusResponse
-from qmtl.runtime.codec import Encoding
-from qmtl.runtime.http.client import AsyncServiceClient, Operation, SyncServiceClient
+from qmtl.runtime.gen import http_client as _qmtl_client
 
 __all__ = [
-    "Encoding",
     "DagManagerServiceClient",
     "AsyncDagManagerServiceClient",
 ]
 
-# The route each rpc is called on: its first google.api.http binding.
-_DIFF: Operation[DiffRequest, DiffResponse] = Operation(
+# The binding each rpc is called on: its first google.api.http rule, path parsed at generation.
+_DIFF: _qmtl_client.Operation[DiffRequest, DiffResponse] = _qmtl_client.Operation(
     name="qmtl.dagmanager.v1.DagManagerService.Diff",
     method="POST",
-    path="/v1/dag-manager/internal/diff",
+    path=("/v1/dag-manager/internal/diff",),
     body="*",
     response=DiffResponse,
     internal=True,
+    idempotent=False,
 )
-_REDO_DIFF: Operation[RedoDiffRequest, RedoDiffResponse] = Operation(
+_REDO_DIFF: _qmtl_client.Operation[RedoDiffRequest, RedoDiffResponse] = _qmtl_client.Operation(
     name="qmtl.dagmanager.v1.DagManagerService.RedoDiff",
     method="POST",
-    path="/v1/dag-manager/internal/redo-diff",
+    path=("/v1/dag-manager/internal/redo-diff",),
     body="*",
     response=RedoDiffResponse,
     internal=True,
+    idempotent=False,
 )
-_TRIGGER_GC: Operation[TriggerGcRequest, TriggerGcResponse] = Operation(
+_TRIGGER_GC: _qmtl_client.Operation[TriggerGcRequest, TriggerGcResponse] = _qmtl_client.Operation(
     name="qmtl.dagmanager.v1.DagManagerService.TriggerGc",
     method="POST",
-    path="/v1/dag-manager/internal/gc",
+    path=("/v1/dag-manager/internal/gc",),
     body="*",
     response=TriggerGcResponse,
     internal=True,
+    idempotent=False,
 )
-_GET_QUEUES_BY_TAG: Operation[GetQueuesByTagRequest, GetQueuesByTagResponse] = Operation(
+_GET_QUEUES_BY_TAG: _qmtl_client.Operation[
+    GetQueuesByTagRequest, GetQueuesByTagResponse
+] = _qmtl_client.Operation(
     name="qmtl.dagmanager.v1.DagManagerService.GetQueuesByTag",
     method="GET",
-    path="/v1/dag-manager/queues/by-tag",
+    path=("/v1/dag-manager/queues/by-tag",),
     body="",
     response=GetQueuesByTagResponse,
     internal=False,
+    idempotent=True,
 )
-_GET_NODE: Operation[GetNodeRequest, GetNodeResponse] = Operation(
+_GET_NODE: _qmtl_client.Operation[GetNodeRequest, GetNodeResponse] = _qmtl_client.Operation(
     name="qmtl.dagmanager.v1.DagManagerService.GetNode",
     method="GET",
-    path="/v1/dag-manager/nodes/{node_id}",
+    path=("/v1/dag-manager/nodes/", _qmtl_client.Var("node_id")),
     body="",
     response=GetNodeResponse,
     internal=False,
+    idempotent=True,
 )
-_LIST_NODES: Operation[ListNodesRequest, ListNodesResponse] = Operation(
+_LIST_NODES: _qmtl_client.Operation[ListNodesRequest, ListNodesResponse] = _qmtl_client.Operation(
     name="qmtl.dagmanager.v1.DagManagerService.ListNodes",
     method="GET",
-    path="/v1/dag-manager/nodes",
+    path=("/v1/dag-manager/nodes",),
     body="",
     response=ListNodesResponse,
     internal=False,
+    idempotent=True,
+    paging=_qmtl_client.Paging(
+        "page", "page_info", "nodes"
+    ),
 )
-_LIST_QUEUES: Operation[ListQueuesRequest, ListQueuesResponse] = Operation(
+_LIST_QUEUES: _qmtl_client.Operation[
+    ListQueuesRequest, ListQueuesResponse
+] = _qmtl_client.Operation(
     name="qmtl.dagmanager.v1.DagManagerService.ListQueues",
     method="GET",
-    path="/v1/dag-manager/queues",
+    path=("/v1/dag-manager/queues",),
     body="",
     response=ListQueuesResponse,
     internal=False,
+    idempotent=True,
+    paging=_qmtl_client.Paging(
+        "page", "page_info", "queues"
+    ),
 )
-_GET_QUEUE_STATS: Operation[GetQueueStatsRequest, GetQueueStatsResponse] = Operation(
+_GET_QUEUE_STATS: _qmtl_client.Operation[
+    GetQueueStatsRequest, GetQueueStatsResponse
+] = _qmtl_client.Operation(
     name="qmtl.dagmanager.v1.DagManagerService.GetQueueStats",
     method="GET",
-    path="/v1/dag-manager/queues/stats",
+    path=("/v1/dag-manager/queues/stats",),
     body="",
     response=GetQueueStatsResponse,
     internal=False,
+    idempotent=True,
 )
-_GET_STATUS: Operation[GetStatusRequest, GetStatusResponse] = Operation(
+_GET_STATUS: _qmtl_client.Operation[GetStatusRequest, GetStatusResponse] = _qmtl_client.Operation(
     name="qmtl.dagmanager.v1.DagManagerService.GetStatus",
     method="GET",
-    path="/v1/dag-manager/status",
+    path=("/v1/dag-manager/status",),
     body="",
     response=GetStatusResponse,
     internal=False,
+    idempotent=True,
 )
-_GET_HEALTH_DETAIL: Operation[GetHealthDetailRequest, GetHealthDetailResponse] = Operation(
+_GET_HEALTH_DETAIL: _qmtl_client.Operation[
+    GetHealthDetailRequest, GetHealthDetailResponse
+] = _qmtl_client.Operation(
     name="qmtl.dagmanager.v1.DagManagerService.GetHealthDetail",
     method="GET",
-    path="/v1/dag-manager/internal/health",
+    path=("/v1/dag-manager/internal/health",),
     body="",
     response=GetHealthDetailResponse,
     internal=True,
+    idempotent=True,
 )
 
 
-class DagManagerServiceClient(SyncServiceClient):
+class DagManagerServiceClient(_qmtl_client.SyncServiceClient):
     """Synchronous client of qmtl.dagmanager.v1.DagManagerService.
 
     `DagManagerServiceClient("http://public:8000", internal="http://internal:8001",
     token=...)`; either listener may also be a ready httpx.Client.
     """
 
-    def diff(self, request: DiffRequest) -> DiffResponse:
+    def diff(
+        self,
+        request: DiffRequest,
+        *,
+        timeout: float | None = None,
+        retry: _qmtl_client.RetryPolicy | None = None,
+    ) -> DiffResponse:
         """Diffs a DAG against the stored graph: reuses queues of known nodes,
         creates queues for new ones, persists nodes and queues, and publishes
         QueueUpdated events.
 
         Idempotent: the same DAG again yields the same queue map and no new
         queues, across requests and restarts."""
-        return self._call(_DIFF, request)
+        return self._call(_DIFF, request, timeout=timeout, retry=retry)
 
-    def redo_diff(self, request: RedoDiffRequest) -> RedoDiffResponse:
+    def redo_diff(
+        self,
+        request: RedoDiffRequest,
+        *,
+        timeout: float | None = None,
+        retry: _qmtl_client.RetryPolicy | None = None,
+    ) -> RedoDiffResponse:
         """Re-runs the diff of an existing version sentinel (hotfix or rollback)."""
-        return self._call(_REDO_DIFF, request)
+        return self._call(_REDO_DIFF, request, timeout=timeout, retry=retry)
 
-    def trigger_gc(self, request: TriggerGcRequest) -> TriggerGcResponse:
+    def trigger_gc(
+        self,
+        request: TriggerGcRequest,
+        *,
+        timeout: float | None = None,
+        retry: _qmtl_client.RetryPolicy | None = None,
+    ) -> TriggerGcResponse:
         """Runs a full garbage-collection sweep of orphan queues now and returns
         its report."""
-        return self._call(_TRIGGER_GC, request)
+        return self._call(_TRIGGER_GC, request, timeout=timeout, retry=retry)
 
-    def get_queues_by_tag(self, request: GetQueuesByTagRequest) -> GetQueuesByTagResponse:
+    def get_queues_by_tag(
+        self,
+        request: GetQueuesByTagRequest,
+        *,
+        timeout: float | None = None,
+        retry: _qmtl_client.RetryPolicy | None = None,
+    ) -> GetQueuesByTagResponse:
         """Returns the queues whose nodes match tags and interval."""
-        return self._call(_GET_QUEUES_BY_TAG, request)
+        return self._call(_GET_QUEUES_BY_TAG, request, timeout=timeout, retry=retry)
 
-    def get_node(self, request: GetNodeRequest) -> GetNodeResponse:
+    def get_node(
+        self,
+        request: GetNodeRequest,
+        *,
+        timeout: float | None = None,
+        retry: _qmtl_client.RetryPolicy | None = None,
+    ) -> GetNodeResponse:
         """Returns one stored node with its queue."""
-        return self._call(_GET_NODE, request)
+        return self._call(_GET_NODE, request, timeout=timeout, retry=retry)
 
-    def list_nodes(self, request: ListNodesRequest) -> ListNodesResponse:
+    def list_nodes(
+        self,
+        request: ListNodesRequest,
+        *,
+        timeout: float | None = None,
+        retry: _qmtl_client.RetryPolicy | None = None,
+    ) -> ListNodesResponse:
         """Lists stored nodes, optionally filtered by tags, interval and node type."""
-        return self._call(_LIST_NODES, request)
+        return self._call(_LIST_NODES, request, timeout=timeout, retry=retry)
 
-    def list_queues(self, request: ListQueuesRequest) -> ListQueuesResponse:
+    def iter_list_nodes(
+        self,
+        request: ListNodesRequest,
+        *,
+        timeout: float | None = None,
+        retry: _qmtl_client.RetryPolicy | None = None,
+    ) -> _qmtl_abc.Iterator[ComputeNode]:
+        """Every `nodes` item of ListNodes, page after page.
+
+        Starts at `request` (its `page` sets the page size) and follows
+        `page_info.next_page_token` until it is empty; each page is one
+        call with its own `timeout` and retries.
+        """
+        return self._iter(_LIST_NODES, request, timeout=timeout, retry=retry)
+
+    def list_queues(
+        self,
+        request: ListQueuesRequest,
+        *,
+        timeout: float | None = None,
+        retry: _qmtl_client.RetryPolicy | None = None,
+    ) -> ListQueuesResponse:
         """Lists queue records, optionally filtered by tags and interval or to
         orphans."""
-        return self._call(_LIST_QUEUES, request)
+        return self._call(_LIST_QUEUES, request, timeout=timeout, retry=retry)
 
-    def get_queue_stats(self, request: GetQueueStatsRequest) -> GetQueueStatsResponse:
+    def iter_list_queues(
+        self,
+        request: ListQueuesRequest,
+        *,
+        timeout: float | None = None,
+        retry: _qmtl_client.RetryPolicy | None = None,
+    ) -> _qmtl_abc.Iterator[Queue]:
+        """Every `queues` item of ListQueues, page after page.
+
+        Starts at `request` (its `page` sets the page size) and follows
+        `page_info.next_page_token` until it is empty; each page is one
+        call with its own `timeout` and retries.
+        """
+        return self._iter(_LIST_QUEUES, request, timeout=timeout, retry=retry)
+
+    def get_queue_stats(
+        self,
+        request: GetQueueStatsRequest,
+        *,
+        timeout: float | None = None,
+        retry: _qmtl_client.RetryPolicy | None = None,
+    ) -> GetQueueStatsResponse:
         """Returns size and lag of queues selected by tags and interval."""
-        return self._call(_GET_QUEUE_STATS, request)
+        return self._call(_GET_QUEUE_STATS, request, timeout=timeout, retry=retry)
 
-    def get_status(self, request: GetStatusRequest) -> GetStatusResponse:
+    def get_status(
+        self,
+        request: GetStatusRequest,
+        *,
+        timeout: float | None = None,
+        retry: _qmtl_client.RetryPolicy | None = None,
+    ) -> GetStatusResponse:
         """Reports DAG Manager's readiness; needs no authentication.
 
         The public view: `health.service`, `health.state` and `health.ready`
         only; fields marked `internal_only` (components, graph size, instance
         and build identifiers) are cleared before encoding."""
-        return self._call(_GET_STATUS, request)
+        return self._call(_GET_STATUS, request, timeout=timeout, retry=retry)
 
-    def get_health_detail(self, request: GetHealthDetailRequest) -> GetHealthDetailResponse:
+    def get_health_detail(
+        self,
+        request: GetHealthDetailRequest,
+        *,
+        timeout: float | None = None,
+        retry: _qmtl_client.RetryPolicy | None = None,
+    ) -> GetHealthDetailResponse:
         """Reports DAG Manager's full health (graph store, topic admin, event bus)
         and graph size (operators and Gateway only)."""
-        return self._call(_GET_HEALTH_DETAIL, request)
+        return self._call(_GET_HEALTH_DETAIL, request, timeout=timeout, retry=retry)
 
 
-class AsyncDagManagerServiceClient(AsyncServiceClient):
+class AsyncDagManagerServiceClient(_qmtl_client.AsyncServiceClient):
     """Asynchronous client of qmtl.dagmanager.v1.DagManagerService; as DagManagerServiceClient, awaited."""
 
-    async def diff(self, request: DiffRequest) -> DiffResponse:
+    async def diff(
+        self,
+        request: DiffRequest,
+        *,
+        timeout: float | None = None,
+        retry: _qmtl_client.RetryPolicy | None = None,
+    ) -> DiffResponse:
         """Diffs a DAG against the stored graph: reuses queues of known nodes,
         creates queues for new ones, persists nodes and queues, and publishes
         QueueUpdated events.
 
         Idempotent: the same DAG again yields the same queue map and no new
         queues, across requests and restarts."""
-        return await self._call(_DIFF, request)
+        return await self._call(_DIFF, request, timeout=timeout, retry=retry)
 
-    async def redo_diff(self, request: RedoDiffRequest) -> RedoDiffResponse:
+    async def redo_diff(
+        self,
+        request: RedoDiffRequest,
+        *,
+        timeout: float | None = None,
+        retry: _qmtl_client.RetryPolicy | None = None,
+    ) -> RedoDiffResponse:
         """Re-runs the diff of an existing version sentinel (hotfix or rollback)."""
-        return await self._call(_REDO_DIFF, request)
+        return await self._call(_REDO_DIFF, request, timeout=timeout, retry=retry)
 
-    async def trigger_gc(self, request: TriggerGcRequest) -> TriggerGcResponse:
+    async def trigger_gc(
+        self,
+        request: TriggerGcRequest,
+        *,
+        timeout: float | None = None,
+        retry: _qmtl_client.RetryPolicy | None = None,
+    ) -> TriggerGcResponse:
         """Runs a full garbage-collection sweep of orphan queues now and returns
         its report."""
-        return await self._call(_TRIGGER_GC, request)
+        return await self._call(_TRIGGER_GC, request, timeout=timeout, retry=retry)
 
-    async def get_queues_by_tag(self, request: GetQueuesByTagRequest) -> GetQueuesByTagResponse:
+    async def get_queues_by_tag(
+        self,
+        request: GetQueuesByTagRequest,
+        *,
+        timeout: float | None = None,
+        retry: _qmtl_client.RetryPolicy | None = None,
+    ) -> GetQueuesByTagResponse:
         """Returns the queues whose nodes match tags and interval."""
-        return await self._call(_GET_QUEUES_BY_TAG, request)
+        return await self._call(_GET_QUEUES_BY_TAG, request, timeout=timeout, retry=retry)
 
-    async def get_node(self, request: GetNodeRequest) -> GetNodeResponse:
+    async def get_node(
+        self,
+        request: GetNodeRequest,
+        *,
+        timeout: float | None = None,
+        retry: _qmtl_client.RetryPolicy | None = None,
+    ) -> GetNodeResponse:
         """Returns one stored node with its queue."""
-        return await self._call(_GET_NODE, request)
+        return await self._call(_GET_NODE, request, timeout=timeout, retry=retry)
 
-    async def list_nodes(self, request: ListNodesRequest) -> ListNodesResponse:
+    async def list_nodes(
+        self,
+        request: ListNodesRequest,
+        *,
+        timeout: float | None = None,
+        retry: _qmtl_client.RetryPolicy | None = None,
+    ) -> ListNodesResponse:
         """Lists stored nodes, optionally filtered by tags, interval and node type."""
-        return await self._call(_LIST_NODES, request)
+        return await self._call(_LIST_NODES, request, timeout=timeout, retry=retry)
 
-    async def list_queues(self, request: ListQueuesRequest) -> ListQueuesResponse:
+    def iter_list_nodes(
+        self,
+        request: ListNodesRequest,
+        *,
+        timeout: float | None = None,
+        retry: _qmtl_client.RetryPolicy | None = None,
+    ) -> _qmtl_abc.AsyncIterator[ComputeNode]:
+        """Every `nodes` item of ListNodes, page after page.
+
+        Starts at `request` (its `page` sets the page size) and follows
+        `page_info.next_page_token` until it is empty; each page is one
+        call with its own `timeout` and retries.
+        """
+        return self._iter(_LIST_NODES, request, timeout=timeout, retry=retry)
+
+    async def list_queues(
+        self,
+        request: ListQueuesRequest,
+        *,
+        timeout: float | None = None,
+        retry: _qmtl_client.RetryPolicy | None = None,
+    ) -> ListQueuesResponse:
         """Lists queue records, optionally filtered by tags and interval or to
         orphans."""
-        return await self._call(_LIST_QUEUES, request)
+        return await self._call(_LIST_QUEUES, request, timeout=timeout, retry=retry)
 
-    async def get_queue_stats(self, request: GetQueueStatsRequest) -> GetQueueStatsResponse:
+    def iter_list_queues(
+        self,
+        request: ListQueuesRequest,
+        *,
+        timeout: float | None = None,
+        retry: _qmtl_client.RetryPolicy | None = None,
+    ) -> _qmtl_abc.AsyncIterator[Queue]:
+        """Every `queues` item of ListQueues, page after page.
+
+        Starts at `request` (its `page` sets the page size) and follows
+        `page_info.next_page_token` until it is empty; each page is one
+        call with its own `timeout` and retries.
+        """
+        return self._iter(_LIST_QUEUES, request, timeout=timeout, retry=retry)
+
+    async def get_queue_stats(
+        self,
+        request: GetQueueStatsRequest,
+        *,
+        timeout: float | None = None,
+        retry: _qmtl_client.RetryPolicy | None = None,
+    ) -> GetQueueStatsResponse:
         """Returns size and lag of queues selected by tags and interval."""
-        return await self._call(_GET_QUEUE_STATS, request)
+        return await self._call(_GET_QUEUE_STATS, request, timeout=timeout, retry=retry)
 
-    async def get_status(self, request: GetStatusRequest) -> GetStatusResponse:
+    async def get_status(
+        self,
+        request: GetStatusRequest,
+        *,
+        timeout: float | None = None,
+        retry: _qmtl_client.RetryPolicy | None = None,
+    ) -> GetStatusResponse:
         """Reports DAG Manager's readiness; needs no authentication.
 
         The public view: `health.service`, `health.state` and `health.ready`
         only; fields marked `internal_only` (components, graph size, instance
         and build identifiers) are cleared before encoding."""
-        return await self._call(_GET_STATUS, request)
+        return await self._call(_GET_STATUS, request, timeout=timeout, retry=retry)
 
-    async def get_health_detail(self, request: GetHealthDetailRequest) -> GetHealthDetailResponse:
+    async def get_health_detail(
+        self,
+        request: GetHealthDetailRequest,
+        *,
+        timeout: float | None = None,
+        retry: _qmtl_client.RetryPolicy | None = None,
+    ) -> GetHealthDetailResponse:
         """Reports DAG Manager's full health (graph store, topic admin, event bus)
         and graph size (operators and Gateway only)."""
-        return await self._call(_GET_HEALTH_DETAIL, request)
+        return await self._call(_GET_HEALTH_DETAIL, request, timeout=timeout, retry=retry)

@@ -2,17 +2,31 @@
 """Typed HTTP clients of qmtl.gateway.v1.GatewayService.
 
 Per service a synchronous and an asynchronous client over httpx: one method per rpc, taking
-and returning the generated messages. They speak protobuf unless built with
-`encoding=Encoding.JSON`, send the bearer token when given one, and raise
-qmtl.runtime.errors.QmtlClientError, carrying the server's ErrorDetail, for every failure.
+and returning the generated messages, with a per-call `timeout=` (seconds, retries included)
+and `retry=` (a qmtl.runtime.client.RetryPolicy; only idempotent rpcs are retried), and
+`iter_<rpc>` for list rpcs, yielding the items of every page. They speak protobuf unless built
+with `encoding=Encoding.JSON` (qmtl.runtime.client), send the bearer token when given one,
+and raise qmtl.runtime.errors.QmtlError, carrying the server's ErrorDetail, for every failure.
 Public rpcs go to the `public` listener, internal ones to the `internal` listener.
 
-Needs httpx and the qmtl-nextgen runtime (`qmtl.runtime`).
+Needs `pip install "qmtl-contracts[client]"` (docs/api/CLIENT.md).
 """
 
 from __future__ import annotations
 
-from qmtl.gateway.v1.callback_messages_pb2 import ListCallbacksRequest, ListCallbacksResponse
+import collections.abc as _qmtl_abc
+
+from qmtl.runtime import gen as _qmtl_gen
+
+_qmtl_gen.check_version(1, __name__)
+
+from qmtl.dag.v1.strategy_pb2 import Strategy
+from qmtl.events.v1.event_pb2 import Event
+from qmtl.gateway.v1.callback_messages_pb2 import (
+    CallbackRegistration,
+    ListCallbacksRequest,
+    ListCallbacksResponse,
+)
 from qmtl.gateway.v1.event_messages_pb2 import ListEventsRequest, ListEventsResponse
 from qmtl.gateway.v1.health_messages_pb2 import (
     GetHealthDetailRequest,
@@ -36,122 +50,169 @@ from qmtl.gateway.v1.strategy_messages_pb2 import (
     SubmitStrategyResponse,
 )
 from qmtl.gateway.v1.work_messages_pb2 import GetWorkItemRequest, GetWorkItemResponse
-from qmtl.runtime.codec import Encoding
-from qmtl.runtime.http.client import AsyncServiceClient, Operation, SyncServiceClient
+from qmtl.runtime.gen import http_client as _qmtl_client
 
 __all__ = [
-    "Encoding",
     "GatewayServiceClient",
     "AsyncGatewayServiceClient",
 ]
 
-# The route each rpc is called on: its first google.api.http binding.
-_SUBMIT_STRATEGY: Operation[SubmitStrategyRequest, SubmitStrategyResponse] = Operation(
+# The binding each rpc is called on: its first google.api.http rule, path parsed at generation.
+_SUBMIT_STRATEGY: _qmtl_client.Operation[
+    SubmitStrategyRequest, SubmitStrategyResponse
+] = _qmtl_client.Operation(
     name="qmtl.gateway.v1.GatewayService.SubmitStrategy",
     method="POST",
-    path="/v1/gateway/internal/strategies",
+    path=("/v1/gateway/internal/strategies",),
     body="*",
     response=SubmitStrategyResponse,
     internal=True,
+    idempotent=False,
 )
-_DRY_RUN_STRATEGY: Operation[DryRunStrategyRequest, DryRunStrategyResponse] = Operation(
+_DRY_RUN_STRATEGY: _qmtl_client.Operation[
+    DryRunStrategyRequest, DryRunStrategyResponse
+] = _qmtl_client.Operation(
     name="qmtl.gateway.v1.GatewayService.DryRunStrategy",
     method="POST",
-    path="/v1/gateway/internal/strategies/dry-run",
+    path=("/v1/gateway/internal/strategies/dry-run",),
     body="*",
     response=DryRunStrategyResponse,
     internal=True,
+    idempotent=False,
 )
-_RETRY_STRATEGY: Operation[RetryStrategyRequest, RetryStrategyResponse] = Operation(
+_RETRY_STRATEGY: _qmtl_client.Operation[
+    RetryStrategyRequest, RetryStrategyResponse
+] = _qmtl_client.Operation(
     name="qmtl.gateway.v1.GatewayService.RetryStrategy",
     method="POST",
-    path="/v1/gateway/internal/strategies/{strategy_id}/retry",
+    path=("/v1/gateway/internal/strategies/", _qmtl_client.Var("strategy_id"), "/retry"),
     body="*",
     response=RetryStrategyResponse,
     internal=True,
+    idempotent=False,
 )
-_GET_STRATEGY: Operation[GetStrategyRequest, GetStrategyResponse] = Operation(
+_GET_STRATEGY: _qmtl_client.Operation[
+    GetStrategyRequest, GetStrategyResponse
+] = _qmtl_client.Operation(
     name="qmtl.gateway.v1.GatewayService.GetStrategy",
     method="GET",
-    path="/v1/gateway/strategies/{strategy_id}",
+    path=("/v1/gateway/strategies/", _qmtl_client.Var("strategy_id")),
     body="",
     response=GetStrategyResponse,
     internal=False,
+    idempotent=True,
 )
-_LIST_STRATEGIES: Operation[ListStrategiesRequest, ListStrategiesResponse] = Operation(
+_LIST_STRATEGIES: _qmtl_client.Operation[
+    ListStrategiesRequest, ListStrategiesResponse
+] = _qmtl_client.Operation(
     name="qmtl.gateway.v1.GatewayService.ListStrategies",
     method="GET",
-    path="/v1/gateway/strategies",
+    path=("/v1/gateway/strategies",),
     body="",
     response=ListStrategiesResponse,
     internal=False,
+    idempotent=True,
+    paging=_qmtl_client.Paging(
+        "page", "page_info", "strategies"
+    ),
 )
-_GET_STRATEGY_STATUS: Operation[GetStrategyStatusRequest, GetStrategyStatusResponse] = Operation(
+_GET_STRATEGY_STATUS: _qmtl_client.Operation[
+    GetStrategyStatusRequest, GetStrategyStatusResponse
+] = _qmtl_client.Operation(
     name="qmtl.gateway.v1.GatewayService.GetStrategyStatus",
     method="GET",
-    path="/v1/gateway/strategies/{strategy_id}/status",
+    path=("/v1/gateway/strategies/", _qmtl_client.Var("strategy_id"), "/status"),
     body="",
     response=GetStrategyStatusResponse,
     internal=False,
+    idempotent=True,
 )
-_GET_QUEUES_BY_TAG: Operation[GetQueuesByTagRequest, GetQueuesByTagResponse] = Operation(
+_GET_QUEUES_BY_TAG: _qmtl_client.Operation[
+    GetQueuesByTagRequest, GetQueuesByTagResponse
+] = _qmtl_client.Operation(
     name="qmtl.gateway.v1.GatewayService.GetQueuesByTag",
     method="GET",
-    path="/v1/gateway/queues/by-tag",
+    path=("/v1/gateway/queues/by-tag",),
     body="",
     response=GetQueuesByTagResponse,
     internal=False,
+    idempotent=True,
 )
-_GET_WORK_ITEM: Operation[GetWorkItemRequest, GetWorkItemResponse] = Operation(
+_GET_WORK_ITEM: _qmtl_client.Operation[
+    GetWorkItemRequest, GetWorkItemResponse
+] = _qmtl_client.Operation(
     name="qmtl.gateway.v1.GatewayService.GetWorkItem",
     method="GET",
-    path="/v1/gateway/work/{work_item_id}",
+    path=("/v1/gateway/work/", _qmtl_client.Var("work_item_id")),
     body="",
     response=GetWorkItemResponse,
     internal=False,
+    idempotent=True,
 )
-_LIST_EVENTS: Operation[ListEventsRequest, ListEventsResponse] = Operation(
+_LIST_EVENTS: _qmtl_client.Operation[
+    ListEventsRequest, ListEventsResponse
+] = _qmtl_client.Operation(
     name="qmtl.gateway.v1.GatewayService.ListEvents",
     method="GET",
-    path="/v1/gateway/events",
+    path=("/v1/gateway/events",),
     body="",
     response=ListEventsResponse,
     internal=False,
+    idempotent=True,
+    paging=_qmtl_client.Paging(
+        "page", "page_info", "events"
+    ),
 )
-_LIST_CALLBACKS: Operation[ListCallbacksRequest, ListCallbacksResponse] = Operation(
+_LIST_CALLBACKS: _qmtl_client.Operation[
+    ListCallbacksRequest, ListCallbacksResponse
+] = _qmtl_client.Operation(
     name="qmtl.gateway.v1.GatewayService.ListCallbacks",
     method="GET",
-    path="/v1/gateway/callbacks",
+    path=("/v1/gateway/callbacks",),
     body="",
     response=ListCallbacksResponse,
     internal=False,
+    idempotent=True,
+    paging=_qmtl_client.Paging(
+        "page", "page_info", "callbacks"
+    ),
 )
-_GET_HEALTH: Operation[GetHealthRequest, GetHealthResponse] = Operation(
+_GET_HEALTH: _qmtl_client.Operation[GetHealthRequest, GetHealthResponse] = _qmtl_client.Operation(
     name="qmtl.gateway.v1.GatewayService.GetHealth",
     method="GET",
-    path="/v1/gateway/health",
+    path=("/v1/gateway/health",),
     body="",
     response=GetHealthResponse,
     internal=False,
+    idempotent=True,
 )
-_GET_HEALTH_DETAIL: Operation[GetHealthDetailRequest, GetHealthDetailResponse] = Operation(
+_GET_HEALTH_DETAIL: _qmtl_client.Operation[
+    GetHealthDetailRequest, GetHealthDetailResponse
+] = _qmtl_client.Operation(
     name="qmtl.gateway.v1.GatewayService.GetHealthDetail",
     method="GET",
-    path="/v1/gateway/internal/health",
+    path=("/v1/gateway/internal/health",),
     body="",
     response=GetHealthDetailResponse,
     internal=True,
+    idempotent=True,
 )
 
 
-class GatewayServiceClient(SyncServiceClient):
+class GatewayServiceClient(_qmtl_client.SyncServiceClient):
     """Synchronous client of qmtl.gateway.v1.GatewayService.
 
     `GatewayServiceClient("http://public:8000", internal="http://internal:8001",
     token=...)`; either listener may also be a ready httpx.Client.
     """
 
-    def submit_strategy(self, request: SubmitStrategyRequest) -> SubmitStrategyResponse:
+    def submit_strategy(
+        self,
+        request: SubmitStrategyRequest,
+        *,
+        timeout: float | None = None,
+        retry: _qmtl_client.RetryPolicy | None = None,
+    ) -> SubmitStrategyResponse:
         """Submits a strategy DAG: validates it, deduplicates it and queues it for
         diffing.
 
@@ -161,126 +222,352 @@ class GatewayServiceClient(SyncServiceClient):
         acyclicity (E_DAG_CYCLE). A DAG already submitted (same dag_hash) gets
         E_DUPLICATE with the first strategy_id. Answers HTTP 202 (or 200 when the
         diff finished within `wait_timeout`)."""
-        return self._call(_SUBMIT_STRATEGY, request)
+        return self._call(_SUBMIT_STRATEGY, request, timeout=timeout, retry=retry)
 
-    def dry_run_strategy(self, request: DryRunStrategyRequest) -> DryRunStrategyResponse:
+    def dry_run_strategy(
+        self,
+        request: DryRunStrategyRequest,
+        *,
+        timeout: float | None = None,
+        retry: _qmtl_client.RetryPolicy | None = None,
+    ) -> DryRunStrategyResponse:
         """Validates a strategy DAG and returns the diff a submission would
         produce, creating and storing nothing."""
-        return self._call(_DRY_RUN_STRATEGY, request)
+        return self._call(_DRY_RUN_STRATEGY, request, timeout=timeout, retry=retry)
 
-    def retry_strategy(self, request: RetryStrategyRequest) -> RetryStrategyResponse:
+    def retry_strategy(
+        self,
+        request: RetryStrategyRequest,
+        *,
+        timeout: float | None = None,
+        retry: _qmtl_client.RetryPolicy | None = None,
+    ) -> RetryStrategyResponse:
         """Re-queues a FAILED strategy for another diff attempt."""
-        return self._call(_RETRY_STRATEGY, request)
+        return self._call(_RETRY_STRATEGY, request, timeout=timeout, retry=retry)
 
-    def get_strategy(self, request: GetStrategyRequest) -> GetStrategyResponse:
+    def get_strategy(
+        self,
+        request: GetStrategyRequest,
+        *,
+        timeout: float | None = None,
+        retry: _qmtl_client.RetryPolicy | None = None,
+    ) -> GetStrategyResponse:
         """Returns one strategy with its DAG, state and queue map."""
-        return self._call(_GET_STRATEGY, request)
+        return self._call(_GET_STRATEGY, request, timeout=timeout, retry=retry)
 
-    def list_strategies(self, request: ListStrategiesRequest) -> ListStrategiesResponse:
+    def list_strategies(
+        self,
+        request: ListStrategiesRequest,
+        *,
+        timeout: float | None = None,
+        retry: _qmtl_client.RetryPolicy | None = None,
+    ) -> ListStrategiesResponse:
         """Lists strategies, newest first, optionally filtered by state."""
-        return self._call(_LIST_STRATEGIES, request)
+        return self._call(_LIST_STRATEGIES, request, timeout=timeout, retry=retry)
 
-    def get_strategy_status(self, request: GetStrategyStatusRequest) -> GetStrategyStatusResponse:
-        """Returns the pollable submission status of a strategy."""
-        return self._call(_GET_STRATEGY_STATUS, request)
+    def iter_list_strategies(
+        self,
+        request: ListStrategiesRequest,
+        *,
+        timeout: float | None = None,
+        retry: _qmtl_client.RetryPolicy | None = None,
+    ) -> _qmtl_abc.Iterator[Strategy]:
+        """Every `strategies` item of ListStrategies, page after page.
 
-    def get_queues_by_tag(self, request: GetQueuesByTagRequest) -> GetQueuesByTagResponse:
-        """Returns the queues whose nodes match tags and interval, as DAG Manager
-        resolves them; SDK TagQueryNodes use it to reconcile their inputs."""
-        return self._call(_GET_QUEUES_BY_TAG, request)
+        Starts at `request` (its `page` sets the page size) and follows
+        `page_info.next_page_token` until it is empty; each page is one
+        call with its own `timeout` and retries.
+        """
+        return self._iter(_LIST_STRATEGIES, request, timeout=timeout, retry=retry)
 
-    def get_work_item(self, request: GetWorkItemRequest) -> GetWorkItemResponse:
-        """Returns one work item with its state, attempts and last error."""
-        return self._call(_GET_WORK_ITEM, request)
-
-    def list_events(self, request: ListEventsRequest) -> ListEventsResponse:
-        """Lists recent events, oldest first, optionally for one strategy; the
-        polling alternative to callbacks."""
-        return self._call(_LIST_EVENTS, request)
-
-    def list_callbacks(self, request: ListCallbacksRequest) -> ListCallbacksResponse:
-        """Lists strategies' callback registrations and their delivery state
-        (operators and services only)."""
-        return self._call(_LIST_CALLBACKS, request)
-
-    def get_health(self, request: GetHealthRequest) -> GetHealthResponse:
-        """Reports Gateway's readiness; needs no authentication.
-
-        The public view: `health.service`, `health.state` and `health.ready`
-        only; fields marked `internal_only` are cleared before encoding."""
-        return self._call(_GET_HEALTH, request)
-
-    def get_health_detail(self, request: GetHealthDetailRequest) -> GetHealthDetailResponse:
-        """Reports Gateway's full health: components, adapters, latencies, instance
-        and build identifiers (operators and peer services only)."""
-        return self._call(_GET_HEALTH_DETAIL, request)
-
-
-class AsyncGatewayServiceClient(AsyncServiceClient):
-    """Asynchronous client of qmtl.gateway.v1.GatewayService; as GatewayServiceClient, awaited."""
-
-    async def submit_strategy(self, request: SubmitStrategyRequest) -> SubmitStrategyResponse:
-        """Submits a strategy DAG: validates it, deduplicates it and queues it for
-        diffing.
-
-        Validation: schema_version (E_SCHEMA_INVALID), required node fields
-        (E_NODE_ID_FIELDS), recomputed node IDs (E_NODE_ID_MISMATCH), checksum
-        (E_CHECKSUM_MISMATCH), schema IDs (E_SCHEMA_COMPAT_MISMATCH),
-        acyclicity (E_DAG_CYCLE). A DAG already submitted (same dag_hash) gets
-        E_DUPLICATE with the first strategy_id. Answers HTTP 202 (or 200 when the
-        diff finished within `wait_timeout`)."""
-        return await self._call(_SUBMIT_STRATEGY, request)
-
-    async def dry_run_strategy(self, request: DryRunStrategyRequest) -> DryRunStrategyResponse:
-        """Validates a strategy DAG and returns the diff a submission would
-        produce, creating and storing nothing."""
-        return await self._call(_DRY_RUN_STRATEGY, request)
-
-    async def retry_strategy(self, request: RetryStrategyRequest) -> RetryStrategyResponse:
-        """Re-queues a FAILED strategy for another diff attempt."""
-        return await self._call(_RETRY_STRATEGY, request)
-
-    async def get_strategy(self, request: GetStrategyRequest) -> GetStrategyResponse:
-        """Returns one strategy with its DAG, state and queue map."""
-        return await self._call(_GET_STRATEGY, request)
-
-    async def list_strategies(self, request: ListStrategiesRequest) -> ListStrategiesResponse:
-        """Lists strategies, newest first, optionally filtered by state."""
-        return await self._call(_LIST_STRATEGIES, request)
-
-    async def get_strategy_status(
-        self, request: GetStrategyStatusRequest
+    def get_strategy_status(
+        self,
+        request: GetStrategyStatusRequest,
+        *,
+        timeout: float | None = None,
+        retry: _qmtl_client.RetryPolicy | None = None,
     ) -> GetStrategyStatusResponse:
         """Returns the pollable submission status of a strategy."""
-        return await self._call(_GET_STRATEGY_STATUS, request)
+        return self._call(_GET_STRATEGY_STATUS, request, timeout=timeout, retry=retry)
 
-    async def get_queues_by_tag(self, request: GetQueuesByTagRequest) -> GetQueuesByTagResponse:
+    def get_queues_by_tag(
+        self,
+        request: GetQueuesByTagRequest,
+        *,
+        timeout: float | None = None,
+        retry: _qmtl_client.RetryPolicy | None = None,
+    ) -> GetQueuesByTagResponse:
         """Returns the queues whose nodes match tags and interval, as DAG Manager
         resolves them; SDK TagQueryNodes use it to reconcile their inputs."""
-        return await self._call(_GET_QUEUES_BY_TAG, request)
+        return self._call(_GET_QUEUES_BY_TAG, request, timeout=timeout, retry=retry)
 
-    async def get_work_item(self, request: GetWorkItemRequest) -> GetWorkItemResponse:
+    def get_work_item(
+        self,
+        request: GetWorkItemRequest,
+        *,
+        timeout: float | None = None,
+        retry: _qmtl_client.RetryPolicy | None = None,
+    ) -> GetWorkItemResponse:
         """Returns one work item with its state, attempts and last error."""
-        return await self._call(_GET_WORK_ITEM, request)
+        return self._call(_GET_WORK_ITEM, request, timeout=timeout, retry=retry)
 
-    async def list_events(self, request: ListEventsRequest) -> ListEventsResponse:
+    def list_events(
+        self,
+        request: ListEventsRequest,
+        *,
+        timeout: float | None = None,
+        retry: _qmtl_client.RetryPolicy | None = None,
+    ) -> ListEventsResponse:
         """Lists recent events, oldest first, optionally for one strategy; the
         polling alternative to callbacks."""
-        return await self._call(_LIST_EVENTS, request)
+        return self._call(_LIST_EVENTS, request, timeout=timeout, retry=retry)
 
-    async def list_callbacks(self, request: ListCallbacksRequest) -> ListCallbacksResponse:
+    def iter_list_events(
+        self,
+        request: ListEventsRequest,
+        *,
+        timeout: float | None = None,
+        retry: _qmtl_client.RetryPolicy | None = None,
+    ) -> _qmtl_abc.Iterator[Event]:
+        """Every `events` item of ListEvents, page after page.
+
+        Starts at `request` (its `page` sets the page size) and follows
+        `page_info.next_page_token` until it is empty; each page is one
+        call with its own `timeout` and retries.
+        """
+        return self._iter(_LIST_EVENTS, request, timeout=timeout, retry=retry)
+
+    def list_callbacks(
+        self,
+        request: ListCallbacksRequest,
+        *,
+        timeout: float | None = None,
+        retry: _qmtl_client.RetryPolicy | None = None,
+    ) -> ListCallbacksResponse:
         """Lists strategies' callback registrations and their delivery state
         (operators and services only)."""
-        return await self._call(_LIST_CALLBACKS, request)
+        return self._call(_LIST_CALLBACKS, request, timeout=timeout, retry=retry)
 
-    async def get_health(self, request: GetHealthRequest) -> GetHealthResponse:
+    def iter_list_callbacks(
+        self,
+        request: ListCallbacksRequest,
+        *,
+        timeout: float | None = None,
+        retry: _qmtl_client.RetryPolicy | None = None,
+    ) -> _qmtl_abc.Iterator[CallbackRegistration]:
+        """Every `callbacks` item of ListCallbacks, page after page.
+
+        Starts at `request` (its `page` sets the page size) and follows
+        `page_info.next_page_token` until it is empty; each page is one
+        call with its own `timeout` and retries.
+        """
+        return self._iter(_LIST_CALLBACKS, request, timeout=timeout, retry=retry)
+
+    def get_health(
+        self,
+        request: GetHealthRequest,
+        *,
+        timeout: float | None = None,
+        retry: _qmtl_client.RetryPolicy | None = None,
+    ) -> GetHealthResponse:
         """Reports Gateway's readiness; needs no authentication.
 
         The public view: `health.service`, `health.state` and `health.ready`
         only; fields marked `internal_only` are cleared before encoding."""
-        return await self._call(_GET_HEALTH, request)
+        return self._call(_GET_HEALTH, request, timeout=timeout, retry=retry)
 
-    async def get_health_detail(self, request: GetHealthDetailRequest) -> GetHealthDetailResponse:
+    def get_health_detail(
+        self,
+        request: GetHealthDetailRequest,
+        *,
+        timeout: float | None = None,
+        retry: _qmtl_client.RetryPolicy | None = None,
+    ) -> GetHealthDetailResponse:
         """Reports Gateway's full health: components, adapters, latencies, instance
         and build identifiers (operators and peer services only)."""
-        return await self._call(_GET_HEALTH_DETAIL, request)
+        return self._call(_GET_HEALTH_DETAIL, request, timeout=timeout, retry=retry)
+
+
+class AsyncGatewayServiceClient(_qmtl_client.AsyncServiceClient):
+    """Asynchronous client of qmtl.gateway.v1.GatewayService; as GatewayServiceClient, awaited."""
+
+    async def submit_strategy(
+        self,
+        request: SubmitStrategyRequest,
+        *,
+        timeout: float | None = None,
+        retry: _qmtl_client.RetryPolicy | None = None,
+    ) -> SubmitStrategyResponse:
+        """Submits a strategy DAG: validates it, deduplicates it and queues it for
+        diffing.
+
+        Validation: schema_version (E_SCHEMA_INVALID), required node fields
+        (E_NODE_ID_FIELDS), recomputed node IDs (E_NODE_ID_MISMATCH), checksum
+        (E_CHECKSUM_MISMATCH), schema IDs (E_SCHEMA_COMPAT_MISMATCH),
+        acyclicity (E_DAG_CYCLE). A DAG already submitted (same dag_hash) gets
+        E_DUPLICATE with the first strategy_id. Answers HTTP 202 (or 200 when the
+        diff finished within `wait_timeout`)."""
+        return await self._call(_SUBMIT_STRATEGY, request, timeout=timeout, retry=retry)
+
+    async def dry_run_strategy(
+        self,
+        request: DryRunStrategyRequest,
+        *,
+        timeout: float | None = None,
+        retry: _qmtl_client.RetryPolicy | None = None,
+    ) -> DryRunStrategyResponse:
+        """Validates a strategy DAG and returns the diff a submission would
+        produce, creating and storing nothing."""
+        return await self._call(_DRY_RUN_STRATEGY, request, timeout=timeout, retry=retry)
+
+    async def retry_strategy(
+        self,
+        request: RetryStrategyRequest,
+        *,
+        timeout: float | None = None,
+        retry: _qmtl_client.RetryPolicy | None = None,
+    ) -> RetryStrategyResponse:
+        """Re-queues a FAILED strategy for another diff attempt."""
+        return await self._call(_RETRY_STRATEGY, request, timeout=timeout, retry=retry)
+
+    async def get_strategy(
+        self,
+        request: GetStrategyRequest,
+        *,
+        timeout: float | None = None,
+        retry: _qmtl_client.RetryPolicy | None = None,
+    ) -> GetStrategyResponse:
+        """Returns one strategy with its DAG, state and queue map."""
+        return await self._call(_GET_STRATEGY, request, timeout=timeout, retry=retry)
+
+    async def list_strategies(
+        self,
+        request: ListStrategiesRequest,
+        *,
+        timeout: float | None = None,
+        retry: _qmtl_client.RetryPolicy | None = None,
+    ) -> ListStrategiesResponse:
+        """Lists strategies, newest first, optionally filtered by state."""
+        return await self._call(_LIST_STRATEGIES, request, timeout=timeout, retry=retry)
+
+    def iter_list_strategies(
+        self,
+        request: ListStrategiesRequest,
+        *,
+        timeout: float | None = None,
+        retry: _qmtl_client.RetryPolicy | None = None,
+    ) -> _qmtl_abc.AsyncIterator[Strategy]:
+        """Every `strategies` item of ListStrategies, page after page.
+
+        Starts at `request` (its `page` sets the page size) and follows
+        `page_info.next_page_token` until it is empty; each page is one
+        call with its own `timeout` and retries.
+        """
+        return self._iter(_LIST_STRATEGIES, request, timeout=timeout, retry=retry)
+
+    async def get_strategy_status(
+        self,
+        request: GetStrategyStatusRequest,
+        *,
+        timeout: float | None = None,
+        retry: _qmtl_client.RetryPolicy | None = None,
+    ) -> GetStrategyStatusResponse:
+        """Returns the pollable submission status of a strategy."""
+        return await self._call(_GET_STRATEGY_STATUS, request, timeout=timeout, retry=retry)
+
+    async def get_queues_by_tag(
+        self,
+        request: GetQueuesByTagRequest,
+        *,
+        timeout: float | None = None,
+        retry: _qmtl_client.RetryPolicy | None = None,
+    ) -> GetQueuesByTagResponse:
+        """Returns the queues whose nodes match tags and interval, as DAG Manager
+        resolves them; SDK TagQueryNodes use it to reconcile their inputs."""
+        return await self._call(_GET_QUEUES_BY_TAG, request, timeout=timeout, retry=retry)
+
+    async def get_work_item(
+        self,
+        request: GetWorkItemRequest,
+        *,
+        timeout: float | None = None,
+        retry: _qmtl_client.RetryPolicy | None = None,
+    ) -> GetWorkItemResponse:
+        """Returns one work item with its state, attempts and last error."""
+        return await self._call(_GET_WORK_ITEM, request, timeout=timeout, retry=retry)
+
+    async def list_events(
+        self,
+        request: ListEventsRequest,
+        *,
+        timeout: float | None = None,
+        retry: _qmtl_client.RetryPolicy | None = None,
+    ) -> ListEventsResponse:
+        """Lists recent events, oldest first, optionally for one strategy; the
+        polling alternative to callbacks."""
+        return await self._call(_LIST_EVENTS, request, timeout=timeout, retry=retry)
+
+    def iter_list_events(
+        self,
+        request: ListEventsRequest,
+        *,
+        timeout: float | None = None,
+        retry: _qmtl_client.RetryPolicy | None = None,
+    ) -> _qmtl_abc.AsyncIterator[Event]:
+        """Every `events` item of ListEvents, page after page.
+
+        Starts at `request` (its `page` sets the page size) and follows
+        `page_info.next_page_token` until it is empty; each page is one
+        call with its own `timeout` and retries.
+        """
+        return self._iter(_LIST_EVENTS, request, timeout=timeout, retry=retry)
+
+    async def list_callbacks(
+        self,
+        request: ListCallbacksRequest,
+        *,
+        timeout: float | None = None,
+        retry: _qmtl_client.RetryPolicy | None = None,
+    ) -> ListCallbacksResponse:
+        """Lists strategies' callback registrations and their delivery state
+        (operators and services only)."""
+        return await self._call(_LIST_CALLBACKS, request, timeout=timeout, retry=retry)
+
+    def iter_list_callbacks(
+        self,
+        request: ListCallbacksRequest,
+        *,
+        timeout: float | None = None,
+        retry: _qmtl_client.RetryPolicy | None = None,
+    ) -> _qmtl_abc.AsyncIterator[CallbackRegistration]:
+        """Every `callbacks` item of ListCallbacks, page after page.
+
+        Starts at `request` (its `page` sets the page size) and follows
+        `page_info.next_page_token` until it is empty; each page is one
+        call with its own `timeout` and retries.
+        """
+        return self._iter(_LIST_CALLBACKS, request, timeout=timeout, retry=retry)
+
+    async def get_health(
+        self,
+        request: GetHealthRequest,
+        *,
+        timeout: float | None = None,
+        retry: _qmtl_client.RetryPolicy | None = None,
+    ) -> GetHealthResponse:
+        """Reports Gateway's readiness; needs no authentication.
+
+        The public view: `health.service`, `health.state` and `health.ready`
+        only; fields marked `internal_only` are cleared before encoding."""
+        return await self._call(_GET_HEALTH, request, timeout=timeout, retry=retry)
+
+    async def get_health_detail(
+        self,
+        request: GetHealthDetailRequest,
+        *,
+        timeout: float | None = None,
+        retry: _qmtl_client.RetryPolicy | None = None,
+    ) -> GetHealthDetailResponse:
+        """Reports Gateway's full health: components, adapters, latencies, instance
+        and build identifiers (operators and peer services only)."""
+        return await self._call(_GET_HEALTH_DETAIL, request, timeout=timeout, retry=retry)

@@ -1,0 +1,84 @@
+"""The `/docs` page each app serves: Redoc over the app's own `/openapi.json`, offline.
+
+The Redoc bundle is package data (`static/redoc.standalone.js`, the version docs/site-src pins,
+MIT: `static/redoc.LICENSE`) served by the app itself, so the page needs no CDN and works on a
+machine without internet access. Every URL in the page is relative, so it keeps working behind
+a proxy that mounts the app under a prefix: from `<prefix>/docs`, `openapi.json` resolves to
+`<prefix>/openapi.json` and `docs/redoc.standalone.js` to `<prefix>/docs/redoc.standalone.js`.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+from importlib import resources
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
+
+DOCS_PATH = "/docs"
+REDOC_PATH = "/docs/redoc.standalone.js"
+REDOC_VERSION = "2.5.4"  # tests/serve/test_docs_page.py checks it against docs/site-src
+
+# Same-origin only. Redoc styles itself with inline <style> (styled-components), starts its
+# search index in a Worker built from a blob: URL and draws logos from data: URLs.
+_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; font-src 'self' data:; connect-src 'self'; "
+    "worker-src 'self' blob:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+# The bundle only changes with the runtime release; a day keeps reloads cheap without
+# pinning a browser to an old bundle across an upgrade for long.
+_ASSET_MAX_AGE = 86400
+
+_PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title>
+</head>
+<body>
+<redoc spec-url="openapi.json"></redoc>
+<script src="docs/redoc.standalone.js"></script>
+</body>
+</html>
+"""
+
+
+@functools.cache
+def redoc_bundle() -> bytes:
+    """The vendored Redoc bundle, read once (about 1 MiB) on the first request for it."""
+    return resources.files("qmtl.runtime.http").joinpath("static/redoc.standalone.js").read_bytes()
+
+
+def page(title: str) -> str:
+    """The HTML of the docs page titled `title` (escaped)."""
+    return _PAGE.format(title=html.escape(title))
+
+
+def docs_routes(title: str) -> list[Route]:
+    """GET `/docs` (the page) and GET `/docs/redoc.standalone.js` (the bundle); HEAD follows.
+
+    Mount them only in an app that serves `/openapi.json`: the page renders that document.
+    """
+    body = page(title).encode()
+
+    async def docs(request: Request) -> Response:
+        return HTMLResponse(body, headers={"Content-Security-Policy": _CSP})
+
+    async def redoc(request: Request) -> Response:
+        return Response(
+            redoc_bundle(),
+            media_type="text/javascript; charset=utf-8",
+            headers={
+                "Cache-Control": f"public, max-age={_ASSET_MAX_AGE}",
+                "X-Content-Type-Options": "nosniff",
+            },
+        )
+
+    return [
+        Route(DOCS_PATH, docs, methods=["GET"], name="docs"),
+        Route(REDOC_PATH, redoc, methods=["GET"], name="docs-redoc"),
+    ]
