@@ -1,6 +1,6 @@
 """Requests/s of a generated GET route against a bare Starlette route returning the same bytes.
 
-    .venv/bin/python bench/http/run.py [--requests 5000] [--connections 16] [--rounds 15]
+    .venv/bin/python bench/http/run.py [--requests 5000] [--connections 16] [--rounds 30]
 
 Each app runs in its own uvicorn process on 127.0.0.1; this process is the load generator: a
 raw asyncio HTTP/1.1 client holding keep-alive connections, sending one request at a time per
