@@ -67,6 +67,9 @@ async def test_docs_page_loads_only_same_origin_assets_the_app_serves(factory: o
     assert bundle.headers["x-content-type-options"] == "nosniff"
     assert bundle.content == docs_page.redoc_bundle()
     assert int(bundle.headers["content-length"]) > 500_000  # the whole bundle, not a stub
+    # The footer logo is drawn inline: nothing in the served bundle points at Redoc's CDN.
+    assert b"cdn.redoc.ly" not in bundle.content
+    assert docs_page.INLINE_LOGO in bundle.content
 
 
 async def test_docs_page_answers_head_and_refuses_other_methods() -> None:

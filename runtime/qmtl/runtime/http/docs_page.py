@@ -47,10 +47,27 @@ _PAGE = """<!DOCTYPE html>
 """
 
 
+# Redoc's sidebar footer always loads its logo from a CDN (an <img>, whatever the options). The
+# served copy points it at an inline SVG instead, so the page asks the network for nothing (the
+# CSP would refuse the request, but the browser would still attempt it); docs/site-src/build.mjs
+# does the same for the static site.
+REDOC_LOGO = b"https://cdn.redoc.ly/redoc/logo-mini.svg"
+INLINE_LOGO = b"data:image/svg+xml,%3Csvg xmlns=%22http://www.w3.org/2000/svg%22/%3E"
+
+
+class BundleError(RuntimeError):
+    """The vendored bundle is not the one this module was written for (a Redoc upgrade)."""
+
+
 @functools.cache
 def redoc_bundle() -> bytes:
     """The vendored Redoc bundle, read once (about 1 MiB) on the first request for it."""
-    return resources.files("qmtl.runtime.http").joinpath("static/redoc.standalone.js").read_bytes()
+    path = resources.files("qmtl.runtime.http").joinpath("static/redoc.standalone.js")
+    bundle = path.read_bytes()
+    uses = bundle.count(REDOC_LOGO)
+    if uses != 1:
+        raise BundleError(f"redoc.standalone.js names the CDN logo {uses} times, expected once")
+    return bundle.replace(REDOC_LOGO, INLINE_LOGO)
 
 
 def page(title: str) -> str:
