@@ -27,6 +27,7 @@ NOT_FOR_CLIENTS = [
     "uvicorn",
     "grpc",
     "qmtl.runtime.workqueue",
+    "qmtl.runtime.graph_migrations",
 ]
 
 

@@ -54,6 +54,8 @@ def test_pip_install_of_the_contracts_imports_messages_stubs_and_the_runtime_cor
     assert not names["qmtl_contracts"] & names["qmtl_runtime_core"]
     assert "qmtl/common/v1/error_pb2.py" in names["qmtl_runtime_core"]
     assert not any("workqueue" in name for name in names["qmtl_runtime_core"])
+    assert not any("graph_migrations" in name for name in names["qmtl_runtime_core"])
+    assert "qmtl/runtime/nodeid.py" in names["qmtl_runtime_core"]
 
 
 def test_the_contracts_ask_for_the_runtime_core_version_in_the_tree() -> None:

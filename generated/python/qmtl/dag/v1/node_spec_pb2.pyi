@@ -24,21 +24,30 @@ DESCRIPTOR: _descriptor.FileDescriptor
 class NodeSpec(_message.Message):
     """NodeSpec holds every field that enters a node's ID, and nothing else.
 
-    Node-ID rule: the canonical bytes are the UTF-8 encoding of
-    `node_type|interval|period|params_json|deps|schema_compat_id|code_hash`
-    where `interval` and `period` are decimal integers (0 when unset),
-    `params_json` is the canonical params (below), `deps` is `dependencies`
-    sorted lexicographically and joined by `,`. The node ID is
-    `"blake3:" + hex(blake3(bytes))`; on a collision with an existing ID the
-    bytes are extended with `|collision:<n>` and hashed to a 64-byte digest.
+    Node-ID rule (qmtl.runtime.nodeid, docs/operations/node-id.md): the
+    canonical bytes are the UTF-8 encoding of
+    `node_type|interval|period|params|deps|schema_compat_id|code_hash`
+    where `interval` and `period` are decimal integers (0 when unset);
+    `deps` is the non-empty `dependencies`, sorted, joined with `,`;
+    `schema_compat_id` falls back to `schema_id` (both set and different is
+    E_SCHEMA_COMPAT_MISMATCH). The node ID is
+    `"blake3:" + hex(blake3(bytes))`; a DAG's checksum is zlib CRC32 chained
+    over its node IDs in submitted order.
 
-    Canonical params: parse `params_json`, drop (case-insensitively) the keys
-    world, world_id, world_ids, execution_world, execution_domain, domain,
-    domains, as_of, partition, dataset_fingerprint, timestamp, seed,
-    random_state, env and any key starting with `env_`, then dump with sorted
-    keys, separators `,` and `:`, non-ASCII unescaped. Absent params are
-    `null`; an empty object is `{}`. For TagQueryNode the params are replaced by
-    the canonical form of `tag_query`.
+    `params`: `params_json` parsed as JSON (NaN, Infinity and duplicate keys
+    rejected), the keys world, world_id, world_ids, execution_world,
+    execution_domain, domain, domains, as_of, partition, dataset_fingerprint,
+    timestamp, seed, random_state, env and any key starting with `env_`
+    (case-insensitive) dropped at every nesting level, then dumped with sorted
+    keys, separators `,` and `:`, non-ASCII kept (Python `json.dumps` number
+    spelling: `5` stays `5`, `0.0` stays `0.0`); an empty `params_json` is
+    `null`.
+
+    Tag-query nodes (NODE_KIND_TAG_QUERY): `params_json` must be empty; params
+    are `{"interval": I, "match_mode": "any"|"all", "query_tags":
+    sorted(set(tags))}` where `I` is the node's `interval` if non-zero, else
+    `tag_query.interval`, else `null`; if both are set they must be equal
+    (else E_VALIDATION).
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -55,7 +64,9 @@ class NodeSpec(_message.Message):
     node_type: _builtins.str
     """Node class name, e.g. `StreamInput`, `Node`, `TagQueryNode`.
 
-    `TagQueryNode` is the one value with special meaning (see `tag_query`).
+    `TagQueryNode` is the one value with special meaning: a node whose kind
+    is NODE_KIND_UNSPECIFIED hashes as a tag-query node exactly when its
+    node_type is `TagQueryNode` (see `tag_query`).
     """
     interval: _builtins.int
     """Bar interval in seconds, 1..86400; 0 when the node has none."""
@@ -100,7 +111,9 @@ class NodeSpec(_message.Message):
 
     @_builtins.property
     def tag_query(self) -> _tag_query_pb2.TagQuery:
-        """The tag query; set if and only if `node_type` is `TagQueryNode`."""
+        """The tag query of a tag-query node (NODE_KIND_TAG_QUERY); it does not
+        enter the ID of any other node.
+        """
 
     def __init__(
         self,

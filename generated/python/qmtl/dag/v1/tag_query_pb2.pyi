@@ -24,11 +24,14 @@ DESCRIPTOR: _descriptor.FileDescriptor
 class TagQuery(_message.Message):
     """TagQuery selects upstream queues by tags and interval.
 
-    On a TagQueryNode it replaces `params` in the node-ID canonical form: the
-    canonical params are
-    `{"interval": <interval or null>, "match_mode": "any"|"all",
-    "query_tags": <sorted, de-duplicated tags>}` (MATCH_MODE_UNSPECIFIED counts
-    as `any`). The queues it resolves to never enter the node ID.
+    On a tag-query node (NODE_KIND_TAG_QUERY) it replaces `params` in the
+    node-ID canonical bytes (NodeSpec), whose `params_json` must then be
+    empty: the params are
+    `{"interval": I, "match_mode": "any"|"all", "query_tags": sorted(set(tags))}`
+    where `I` is the node's `interval` if non-zero, else this `interval`, else
+    `null`; if both are set they must be equal (else E_VALIDATION).
+    MATCH_MODE_ALL is `all`, any other value `any`. The queues it resolves to
+    never enter the node ID.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -39,8 +42,9 @@ class TagQuery(_message.Message):
     interval: _builtins.int
     """Interval in seconds that matching queues must have.
 
-    Unset means no interval (canonical `null`); Gateway requires it for
-    submitted TagQueryNodes (E_NODE_ID_FIELDS).
+    Unset or 0 means none: the node ID then uses the node's own `interval`,
+    or `null` when that is 0 too. Gateway requires an interval for submitted
+    TagQueryNodes (E_NODE_ID_FIELDS).
     """
     match_mode: _match_mode_pb2.MatchMode.ValueType
     """How `tags` are matched; unset means MATCH_MODE_ANY."""
