@@ -165,7 +165,10 @@ def test_int64_is_a_decimal_string(schema: Schema) -> None:
         "type": "string",
         "format": "int64",
         "pattern": INT64_RANGE_PATTERN,
-        "description": "Interval in seconds of the emitting node.",
+        "description": (
+            "Interval in seconds of the emitting node; 0 when it has none (a plain\n"
+            "int64, like every `interval` in the schemas)."
+        ),
     }
     assert validates(interval, str(2**63 - 1))
     assert validates(interval, str(-(2**63)))

@@ -184,6 +184,8 @@ def test_get_queues_by_tag(docs: dict[str, Document]) -> None:
         "format": "int64",
         "minimum": -(2**63),
         "maximum": 2**63 - 1,
+        # A plain int64 (0 = none) that is REQUIRED: 0 is refused like a missing value.
+        "not": {"anyOf": [{"type": "string", "pattern": "^-?0+$"}, {"const": 0}]},
     }
     assert match_mode["name"] == "matchMode"
     assert match_mode["schema"] == {"$ref": "#/components/schemas/qmtl.common.v1.MatchMode"}

@@ -121,7 +121,8 @@ def test_field_types_name_labels_maps_and_well_known_types(page: str) -> None:
     queue_map = section(page, "qmtl.dag.v1.QueueMap")
     assert "map&lt;`string`, [`QueueDescriptor`](#qmtl.dag.v1.QueueDescriptor)&gt;" in queue_map
     tag_query = section(page, "qmtl.dag.v1.TagQuery")
-    assert "| `interval` | `interval` | 2 | optional `int64` |" in tag_query
+    # Plain int64 like every `interval` (0 = none), never `optional`.
+    assert "| `interval` | `interval` | 2 | `int64` |" in tag_query
     health = section(page, "qmtl.common.v1.ComponentHealth")
     assert "| `checked_at` | `checkedAt` | 5 | `google.protobuf.Timestamp` |" in health
     strategy = section(page, "qmtl.gateway.v1.GetStrategyStatusResponse")

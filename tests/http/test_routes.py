@@ -487,6 +487,18 @@ def test_get_queues_by_tag_without_interval_is_among_the_422_cases() -> None:
     assert ("DagManagerService.GetQueuesByTag", "interval") in cases
 
 
+@pytest.mark.parametrize("op", [op for op in PUBLIC if op.method.name == "GetQueuesByTag"], ids=ids)
+async def test_get_queues_by_tag_with_interval_zero_is_422(
+    op: Op, apps: ServiceApps, client: httpx.AsyncClient
+) -> None:
+    # `interval` is a plain int64 everywhere, 0 meaning none: `interval=0` is no interval.
+    response = await send(client, op, params=[("tags", "BTC"), ("interval", "0")])
+
+    detail = assert_error(response, 422, "E_VALIDATION")
+    assert json_format.MessageToDict(detail.details) == {"field": "interval"}
+    assert apps.handler.calls == []
+
+
 @pytest.mark.parametrize(
     ("params", "parameter"),
     [

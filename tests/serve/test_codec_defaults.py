@@ -94,8 +94,8 @@ def test_json_leaves_default_values_out_unless_asked() -> None:
     msg = GetQueuesByTagRequest()
     assert codec.encode(msg, J) == b"{}"
     full = json.loads(codec.encode(msg, J, emit_defaults=True))
-    # interval is `optional` (explicit presence): unset, it is absent either way.
-    assert full == {"tags": [], "matchMode": "MATCH_MODE_UNSPECIFIED"}
+    # interval is a plain int64 (0 = none), so it is printed with its default like the rest.
+    assert full == {"tags": [], "interval": "0", "matchMode": "MATCH_MODE_UNSPECIFIED"}
     assert codec.decode(GetQueuesByTagRequest, codec.encode(msg, J, emit_defaults=True), J) == msg
 
 

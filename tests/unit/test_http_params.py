@@ -116,19 +116,21 @@ def parsed(query: bytes) -> dict[str, Any]:
     return json_format.MessageToDict(request)
 
 
-def test_query_fills_nested_repeated_and_optional_fields() -> None:
-    assert parsed(b"page.pageSize=5&tags=a&tags=b&interval=0&match_mode=MATCH_MODE_ALL") == {
+def test_query_fills_nested_and_repeated_fields() -> None:
+    assert parsed(b"page.pageSize=5&tags=a&tags=b&interval=60&match_mode=MATCH_MODE_ALL") == {
         "page": {"pageSize": 5},
         "tags": ["a", "b"],
-        "interval": "0",
+        "interval": "60",
         "matchMode": "MATCH_MODE_ALL",
     }
 
 
-def test_optional_field_set_to_zero_is_present() -> None:
+def test_interval_zero_reads_as_no_interval() -> None:
+    # `interval` is a plain int64 everywhere (0 = none), so `interval=0` is no filter at all.
     request = ListNodesRequest()
     LIST_NODES.parse_into(request, b"interval=0")
-    assert request.HasField("interval")
+    assert LIST_NODES.by_name["interval"].read(request) == (False, 0)
+    assert "interval" not in json_format.MessageToDict(request)
 
 
 @pytest.mark.parametrize(

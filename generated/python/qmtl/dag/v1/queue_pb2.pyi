@@ -46,7 +46,9 @@ class QueueDescriptor(_message.Message):
     node_id: _builtins.str
     """Node ID of the node that emits to the queue."""
     interval: _builtins.int
-    """Interval in seconds of the emitting node."""
+    """Interval in seconds of the emitting node; 0 when it has none (a plain
+    int64, like every `interval` in the schemas).
+    """
     @_builtins.property
     def tags(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Tags of the emitting node."""
@@ -195,7 +197,9 @@ class Queue(_message.Message):
     node_id: _builtins.str
     """Node ID of the node that emits to it, empty for an orphan queue."""
     interval: _builtins.int
-    """Interval in seconds of the emitting node."""
+    """Interval in seconds of the emitting node; 0 when it has none (a plain
+    int64, like every `interval` in the schemas).
+    """
     is_global: _builtins.bool
     """Whether the queue is global (see QueueDescriptor.is_global)."""
     config_class: _builtins.str

@@ -26,13 +26,13 @@ _sym_db = _symbol_database.Default()
 from qmtl.common.v1 import match_mode_pb2 as qmtl_dot_common_dot_v1_dot_match__mode__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bqmtl/dag/v1/tag_query.proto\x12\x0bqmtl.dag.v1\x1a\x1fqmtl/common/v1/match_mode.proto\"\x86\x01\n\x08TagQuery\x12\x12\n\x04tags\x18\x01 \x03(\tR\x04tags\x12\x1f\n\x08interval\x18\x02 \x01(\x03H\x00R\x08interval\x88\x01\x01\x12\x38\n\nmatch_mode\x18\x03 \x01(\x0e\x32\x19.qmtl.common.v1.MatchModeR\tmatchModeB\x0b\n\t_intervalb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bqmtl/dag/v1/tag_query.proto\x12\x0bqmtl.dag.v1\x1a\x1fqmtl/common/v1/match_mode.proto\"t\n\x08TagQuery\x12\x12\n\x04tags\x18\x01 \x03(\tR\x04tags\x12\x1a\n\x08interval\x18\x02 \x01(\x03R\x08interval\x12\x38\n\nmatch_mode\x18\x03 \x01(\x0e\x32\x19.qmtl.common.v1.MatchModeR\tmatchModeb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'qmtl.dag.v1.tag_query_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_TAGQUERY']._serialized_start=78
-  _globals['_TAGQUERY']._serialized_end=212
+  _globals['_TAGQUERY']._serialized_start=77
+  _globals['_TAGQUERY']._serialized_end=193
 # @@protoc_insertion_point(module_scope)

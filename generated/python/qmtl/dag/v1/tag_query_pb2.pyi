@@ -13,10 +13,10 @@ import builtins as _builtins
 import sys
 import typing as _typing
 
-if sys.version_info >= (3, 10):
-    from typing import TypeAlias as _TypeAlias
+if sys.version_info >= (3, 11):
+    from typing import TypeAlias as _TypeAlias, Never as _Never
 else:
-    from typing_extensions import TypeAlias as _TypeAlias
+    from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
@@ -42,9 +42,10 @@ class TagQuery(_message.Message):
     interval: _builtins.int
     """Interval in seconds that matching queues must have.
 
-    Unset or 0 means none: the node ID then uses the node's own `interval`,
-    or `null` when that is 0 too. Gateway requires an interval for submitted
-    TagQueryNodes (E_NODE_ID_FIELDS).
+    A plain int64 like every `interval` in the schemas: 0 means none. The
+    node ID then uses the node's own `interval`, or `null` when that is 0
+    too. Gateway requires an interval for submitted TagQueryNodes
+    (E_NODE_ID_FIELDS).
     """
     match_mode: _match_mode_pb2.MatchMode.ValueType
     """How `tags` are matched; unset means MATCH_MODE_ANY."""
@@ -59,15 +60,13 @@ class TagQuery(_message.Message):
         self,
         *,
         tags: _abc.Iterable[_builtins.str] | None = ...,
-        interval: _builtins.int | None = ...,
+        interval: _builtins.int = ...,
         match_mode: _match_mode_pb2.MatchMode.ValueType = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_interval", b"_interval", "interval", b"interval"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_interval", b"_interval", "interval", b"interval", "match_mode", b"match_mode", "tags", b"tags"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["interval", b"interval", "match_mode", b"match_mode", "tags", b"tags"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType__interval: _TypeAlias = _typing.Literal["interval"]  # noqa: Y015
-    _WhichOneofArgType__interval: _TypeAlias = _typing.Literal["_interval", b"_interval"]  # noqa: Y015
-    def WhichOneof(self, oneof_group: _WhichOneofArgType__interval) -> _WhichOneofReturnType__interval | None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___TagQuery: _TypeAlias = TagQuery  # noqa: Y015

@@ -29,7 +29,7 @@ from qmtl.common.v1 import paging_pb2 as qmtl_dot_common_dot_v1_dot_paging__pb2
 from qmtl.dag.v1 import compute_node_pb2 as qmtl_dot_dag_dot_v1_dot_compute__node__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&qmtl/dagmanager/v1/node_messages.proto\x12\x12qmtl.dagmanager.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fqmtl/common/v1/match_mode.proto\x1a\x1bqmtl/common/v1/paging.proto\x1a\x1eqmtl/dag/v1/compute_node.proto\"/\n\x0eGetNodeRequest\x12\x1d\n\x07node_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x06nodeId\"?\n\x0fGetNodeResponse\x12,\n\x04node\x18\x01 \x01(\x0b\x32\x18.qmtl.dag.v1.ComputeNodeR\x04node\"\xdc\x01\n\x10ListNodesRequest\x12/\n\x04page\x18\x01 \x01(\x0b\x32\x1b.qmtl.common.v1.PageRequestR\x04page\x12\x12\n\x04tags\x18\x02 \x03(\tR\x04tags\x12\x38\n\nmatch_mode\x18\x03 \x01(\x0e\x32\x19.qmtl.common.v1.MatchModeR\tmatchMode\x12\x1f\n\x08interval\x18\x04 \x01(\x03H\x00R\x08interval\x88\x01\x01\x12\x1b\n\tnode_type\x18\x05 \x01(\tR\x08nodeTypeB\x0b\n\t_interval\"z\n\x11ListNodesResponse\x12.\n\x05nodes\x18\x01 \x03(\x0b\x32\x18.qmtl.dag.v1.ComputeNodeR\x05nodes\x12\x35\n\tpage_info\x18\x02 \x01(\x0b\x32\x18.qmtl.common.v1.PageInfoR\x08pageInfob\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&qmtl/dagmanager/v1/node_messages.proto\x12\x12qmtl.dagmanager.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fqmtl/common/v1/match_mode.proto\x1a\x1bqmtl/common/v1/paging.proto\x1a\x1eqmtl/dag/v1/compute_node.proto\"/\n\x0eGetNodeRequest\x12\x1d\n\x07node_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x06nodeId\"?\n\x0fGetNodeResponse\x12,\n\x04node\x18\x01 \x01(\x0b\x32\x18.qmtl.dag.v1.ComputeNodeR\x04node\"\xca\x01\n\x10ListNodesRequest\x12/\n\x04page\x18\x01 \x01(\x0b\x32\x1b.qmtl.common.v1.PageRequestR\x04page\x12\x12\n\x04tags\x18\x02 \x03(\tR\x04tags\x12\x38\n\nmatch_mode\x18\x03 \x01(\x0e\x32\x19.qmtl.common.v1.MatchModeR\tmatchMode\x12\x1a\n\x08interval\x18\x04 \x01(\x03R\x08interval\x12\x1b\n\tnode_type\x18\x05 \x01(\tR\x08nodeType\"z\n\x11ListNodesResponse\x12.\n\x05nodes\x18\x01 \x03(\x0b\x32\x18.qmtl.dag.v1.ComputeNodeR\x05nodes\x12\x35\n\tpage_info\x18\x02 \x01(\x0b\x32\x18.qmtl.common.v1.PageInfoR\x08pageInfob\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -43,7 +43,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETNODERESPONSE']._serialized_start=238
   _globals['_GETNODERESPONSE']._serialized_end=301
   _globals['_LISTNODESREQUEST']._serialized_start=304
-  _globals['_LISTNODESREQUEST']._serialized_end=524
-  _globals['_LISTNODESRESPONSE']._serialized_start=526
-  _globals['_LISTNODESRESPONSE']._serialized_end=648
+  _globals['_LISTNODESREQUEST']._serialized_end=506
+  _globals['_LISTNODESRESPONSE']._serialized_start=508
+  _globals['_LISTNODESRESPONSE']._serialized_end=630
 # @@protoc_insertion_point(module_scope)

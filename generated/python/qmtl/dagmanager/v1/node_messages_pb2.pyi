@@ -84,7 +84,9 @@ class ListNodesRequest(_message.Message):
     match_mode: _match_mode_pb2.MatchMode.ValueType
     """How `tags` match; unset means ANY."""
     interval: _builtins.int
-    """Only nodes with this interval in seconds; unset for any interval."""
+    """Only nodes with this interval in seconds; 0 (none, as for every
+    `interval` in the schemas) for any interval.
+    """
     node_type: _builtins.str
     """Only nodes of this node_type, e.g. `StreamInput`; empty for all."""
     @_builtins.property
@@ -101,16 +103,14 @@ class ListNodesRequest(_message.Message):
         page: _paging_pb2.PageRequest | None = ...,
         tags: _abc.Iterable[_builtins.str] | None = ...,
         match_mode: _match_mode_pb2.MatchMode.ValueType = ...,
-        interval: _builtins.int | None = ...,
+        interval: _builtins.int = ...,
         node_type: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_interval", b"_interval", "interval", b"interval", "page", b"page"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["page", b"page"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_interval", b"_interval", "interval", b"interval", "match_mode", b"match_mode", "node_type", b"node_type", "page", b"page", "tags", b"tags"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["interval", b"interval", "match_mode", b"match_mode", "node_type", b"node_type", "page", b"page", "tags", b"tags"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType__interval: _TypeAlias = _typing.Literal["interval"]  # noqa: Y015
-    _WhichOneofArgType__interval: _TypeAlias = _typing.Literal["_interval", b"_interval"]  # noqa: Y015
-    def WhichOneof(self, oneof_group: _WhichOneofArgType__interval) -> _WhichOneofReturnType__interval | None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListNodesRequest: _TypeAlias = ListNodesRequest  # noqa: Y015
 

@@ -30,7 +30,7 @@ from qmtl.common.v1 import paging_pb2 as qmtl_dot_common_dot_v1_dot_paging__pb2
 from qmtl.dag.v1 import queue_pb2 as qmtl_dot_dag_dot_v1_dot_queue__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'qmtl/dagmanager/v1/queue_messages.proto\x12\x12qmtl.dagmanager.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fqmtl/common/v1/match_mode.proto\x1a\x1bqmtl/common/v1/paging.proto\x1a\x17qmtl/dag/v1/queue.proto\"\x99\x01\n\x15GetQueuesByTagRequest\x12\x12\n\x04tags\x18\x01 \x03(\tR\x04tags\x12%\n\x08interval\x18\x02 \x01(\x03\x42\x04\xe2\x41\x01\x02H\x00R\x08interval\x88\x01\x01\x12\x38\n\nmatch_mode\x18\x03 \x01(\x0e\x32\x19.qmtl.common.v1.MatchModeR\tmatchModeB\x0b\n\t_interval\"N\n\x16GetQueuesByTagResponse\x12\x34\n\x06queues\x18\x01 \x03(\x0b\x32\x1c.qmtl.dag.v1.QueueDescriptorR\x06queues\"\xe3\x01\n\x11ListQueuesRequest\x12/\n\x04page\x18\x01 \x01(\x0b\x32\x1b.qmtl.common.v1.PageRequestR\x04page\x12\x12\n\x04tags\x18\x02 \x03(\tR\x04tags\x12\x38\n\nmatch_mode\x18\x03 \x01(\x0e\x32\x19.qmtl.common.v1.MatchModeR\tmatchMode\x12\x1f\n\x08interval\x18\x04 \x01(\x03H\x00R\x08interval\x88\x01\x01\x12!\n\x0corphans_only\x18\x05 \x01(\x08R\x0borphansOnlyB\x0b\n\t_interval\"w\n\x12ListQueuesResponse\x12*\n\x06queues\x18\x01 \x03(\x0b\x32\x12.qmtl.dag.v1.QueueR\x06queues\x12\x35\n\tpage_info\x18\x02 \x01(\x0b\x32\x18.qmtl.common.v1.PageInfoR\x08pageInfo\"\xa3\x01\n\nQueueStats\x12\x14\n\x05queue\x18\x01 \x01(\tR\x05queue\x12\x12\n\x04size\x18\x02 \x01(\x03R\x04size\x12+\n\x03lag\x18\x03 \x01(\x0b\x32\x19.google.protobuf.DurationR\x03lag\x12>\n\rlag_threshold\x18\x04 \x01(\x0b\x32\x19.google.protobuf.DurationR\x0clagThreshold\"\x92\x01\n\x14GetQueueStatsRequest\x12\x12\n\x04tags\x18\x01 \x03(\tR\x04tags\x12\x38\n\nmatch_mode\x18\x02 \x01(\x0e\x32\x19.qmtl.common.v1.MatchModeR\tmatchMode\x12\x1f\n\x08interval\x18\x03 \x01(\x03H\x00R\x08interval\x88\x01\x01\x42\x0b\n\t_interval\"M\n\x15GetQueueStatsResponse\x12\x34\n\x05stats\x18\x01 \x03(\x0b\x32\x1e.qmtl.dagmanager.v1.QueueStatsR\x05statsb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'qmtl/dagmanager/v1/queue_messages.proto\x12\x12qmtl.dagmanager.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fqmtl/common/v1/match_mode.proto\x1a\x1bqmtl/common/v1/paging.proto\x1a\x17qmtl/dag/v1/queue.proto\"\x87\x01\n\x15GetQueuesByTagRequest\x12\x12\n\x04tags\x18\x01 \x03(\tR\x04tags\x12 \n\x08interval\x18\x02 \x01(\x03\x42\x04\xe2\x41\x01\x02R\x08interval\x12\x38\n\nmatch_mode\x18\x03 \x01(\x0e\x32\x19.qmtl.common.v1.MatchModeR\tmatchMode\"N\n\x16GetQueuesByTagResponse\x12\x34\n\x06queues\x18\x01 \x03(\x0b\x32\x1c.qmtl.dag.v1.QueueDescriptorR\x06queues\"\xd1\x01\n\x11ListQueuesRequest\x12/\n\x04page\x18\x01 \x01(\x0b\x32\x1b.qmtl.common.v1.PageRequestR\x04page\x12\x12\n\x04tags\x18\x02 \x03(\tR\x04tags\x12\x38\n\nmatch_mode\x18\x03 \x01(\x0e\x32\x19.qmtl.common.v1.MatchModeR\tmatchMode\x12\x1a\n\x08interval\x18\x04 \x01(\x03R\x08interval\x12!\n\x0corphans_only\x18\x05 \x01(\x08R\x0borphansOnly\"w\n\x12ListQueuesResponse\x12*\n\x06queues\x18\x01 \x03(\x0b\x32\x12.qmtl.dag.v1.QueueR\x06queues\x12\x35\n\tpage_info\x18\x02 \x01(\x0b\x32\x18.qmtl.common.v1.PageInfoR\x08pageInfo\"\xa3\x01\n\nQueueStats\x12\x14\n\x05queue\x18\x01 \x01(\tR\x05queue\x12\x12\n\x04size\x18\x02 \x01(\x03R\x04size\x12+\n\x03lag\x18\x03 \x01(\x0b\x32\x19.google.protobuf.DurationR\x03lag\x12>\n\rlag_threshold\x18\x04 \x01(\x0b\x32\x19.google.protobuf.DurationR\x0clagThreshold\"\x80\x01\n\x14GetQueueStatsRequest\x12\x12\n\x04tags\x18\x01 \x03(\tR\x04tags\x12\x38\n\nmatch_mode\x18\x02 \x01(\x0e\x32\x19.qmtl.common.v1.MatchModeR\tmatchMode\x12\x1a\n\x08interval\x18\x03 \x01(\x03R\x08interval\"M\n\x15GetQueueStatsResponse\x12\x34\n\x05stats\x18\x01 \x03(\x0b\x32\x1e.qmtl.dagmanager.v1.QueueStatsR\x05statsb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,17 +40,17 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETQUEUESBYTAGREQUEST'].fields_by_name['interval']._loaded_options = None
   _globals['_GETQUEUESBYTAGREQUEST'].fields_by_name['interval']._serialized_options = b'\342A\001\002'
   _globals['_GETQUEUESBYTAGREQUEST']._serialized_start=216
-  _globals['_GETQUEUESBYTAGREQUEST']._serialized_end=369
-  _globals['_GETQUEUESBYTAGRESPONSE']._serialized_start=371
-  _globals['_GETQUEUESBYTAGRESPONSE']._serialized_end=449
-  _globals['_LISTQUEUESREQUEST']._serialized_start=452
-  _globals['_LISTQUEUESREQUEST']._serialized_end=679
-  _globals['_LISTQUEUESRESPONSE']._serialized_start=681
-  _globals['_LISTQUEUESRESPONSE']._serialized_end=800
-  _globals['_QUEUESTATS']._serialized_start=803
-  _globals['_QUEUESTATS']._serialized_end=966
-  _globals['_GETQUEUESTATSREQUEST']._serialized_start=969
-  _globals['_GETQUEUESTATSREQUEST']._serialized_end=1115
-  _globals['_GETQUEUESTATSRESPONSE']._serialized_start=1117
-  _globals['_GETQUEUESTATSRESPONSE']._serialized_end=1194
+  _globals['_GETQUEUESBYTAGREQUEST']._serialized_end=351
+  _globals['_GETQUEUESBYTAGRESPONSE']._serialized_start=353
+  _globals['_GETQUEUESBYTAGRESPONSE']._serialized_end=431
+  _globals['_LISTQUEUESREQUEST']._serialized_start=434
+  _globals['_LISTQUEUESREQUEST']._serialized_end=643
+  _globals['_LISTQUEUESRESPONSE']._serialized_start=645
+  _globals['_LISTQUEUESRESPONSE']._serialized_end=764
+  _globals['_QUEUESTATS']._serialized_start=767
+  _globals['_QUEUESTATS']._serialized_end=930
+  _globals['_GETQUEUESTATSREQUEST']._serialized_start=933
+  _globals['_GETQUEUESTATSREQUEST']._serialized_end=1061
+  _globals['_GETQUEUESTATSRESPONSE']._serialized_start=1063
+  _globals['_GETQUEUESTATSRESPONSE']._serialized_end=1140
 # @@protoc_insertion_point(module_scope)

@@ -33,7 +33,8 @@ class GetQueuesByTagRequest(_message.Message):
     INTERVAL_FIELD_NUMBER: _builtins.int
     MATCH_MODE_FIELD_NUMBER: _builtins.int
     interval: _builtins.int
-    """Interval in seconds (query `interval=60`); a request without it is
+    """Interval in seconds (query `interval=60`); 0 means none, like every
+    `interval` in the schemas, so a request without it or with 0 is
     rejected with E_VALIDATION (HTTP 422).
     """
     match_mode: _match_mode_pb2.MatchMode.ValueType
@@ -46,16 +47,14 @@ class GetQueuesByTagRequest(_message.Message):
         self,
         *,
         tags: _abc.Iterable[_builtins.str] | None = ...,
-        interval: _builtins.int | None = ...,
+        interval: _builtins.int = ...,
         match_mode: _match_mode_pb2.MatchMode.ValueType = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_interval", b"_interval", "interval", b"interval"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_interval", b"_interval", "interval", b"interval", "match_mode", b"match_mode", "tags", b"tags"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["interval", b"interval", "match_mode", b"match_mode", "tags", b"tags"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType__interval: _TypeAlias = _typing.Literal["interval"]  # noqa: Y015
-    _WhichOneofArgType__interval: _TypeAlias = _typing.Literal["_interval", b"_interval"]  # noqa: Y015
-    def WhichOneof(self, oneof_group: _WhichOneofArgType__interval) -> _WhichOneofReturnType__interval | None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetQueuesByTagRequest: _TypeAlias = GetQueuesByTagRequest  # noqa: Y015
 
@@ -97,7 +96,9 @@ class ListQueuesRequest(_message.Message):
     match_mode: _match_mode_pb2.MatchMode.ValueType
     """How `tags` match; unset means ANY."""
     interval: _builtins.int
-    """Only queues with this interval in seconds; unset for any interval."""
+    """Only queues with this interval in seconds; 0 (none, as for every
+    `interval` in the schemas) for any interval.
+    """
     orphans_only: _builtins.bool
     """Only orphan queues (no node emits to them): the GC's candidates."""
     @_builtins.property
@@ -114,16 +115,14 @@ class ListQueuesRequest(_message.Message):
         page: _paging_pb2.PageRequest | None = ...,
         tags: _abc.Iterable[_builtins.str] | None = ...,
         match_mode: _match_mode_pb2.MatchMode.ValueType = ...,
-        interval: _builtins.int | None = ...,
+        interval: _builtins.int = ...,
         orphans_only: _builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_interval", b"_interval", "interval", b"interval", "page", b"page"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["page", b"page"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_interval", b"_interval", "interval", b"interval", "match_mode", b"match_mode", "orphans_only", b"orphans_only", "page", b"page", "tags", b"tags"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["interval", b"interval", "match_mode", b"match_mode", "orphans_only", b"orphans_only", "page", b"page", "tags", b"tags"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType__interval: _TypeAlias = _typing.Literal["interval"]  # noqa: Y015
-    _WhichOneofArgType__interval: _TypeAlias = _typing.Literal["_interval", b"_interval"]  # noqa: Y015
-    def WhichOneof(self, oneof_group: _WhichOneofArgType__interval) -> _WhichOneofReturnType__interval | None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListQueuesRequest: _TypeAlias = ListQueuesRequest  # noqa: Y015
 
@@ -209,7 +208,9 @@ class GetQueueStatsRequest(_message.Message):
     match_mode: _match_mode_pb2.MatchMode.ValueType
     """How `tags` match; unset means ANY."""
     interval: _builtins.int
-    """Only queues with this interval in seconds; unset for any interval."""
+    """Only queues with this interval in seconds; 0 (none, as for every
+    `interval` in the schemas) for any interval.
+    """
     @_builtins.property
     def tags(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Only queues whose node matches these tags; empty for all queues."""
@@ -219,15 +220,13 @@ class GetQueueStatsRequest(_message.Message):
         *,
         tags: _abc.Iterable[_builtins.str] | None = ...,
         match_mode: _match_mode_pb2.MatchMode.ValueType = ...,
-        interval: _builtins.int | None = ...,
+        interval: _builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_interval", b"_interval", "interval", b"interval"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_interval", b"_interval", "interval", b"interval", "match_mode", b"match_mode", "tags", b"tags"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["interval", b"interval", "match_mode", b"match_mode", "tags", b"tags"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType__interval: _TypeAlias = _typing.Literal["interval"]  # noqa: Y015
-    _WhichOneofArgType__interval: _TypeAlias = _typing.Literal["_interval", b"_interval"]  # noqa: Y015
-    def WhichOneof(self, oneof_group: _WhichOneofArgType__interval) -> _WhichOneofReturnType__interval | None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetQueueStatsRequest: _TypeAlias = GetQueueStatsRequest  # noqa: Y015
 

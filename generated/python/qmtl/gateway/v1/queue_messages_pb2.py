@@ -28,7 +28,7 @@ from qmtl.common.v1 import match_mode_pb2 as qmtl_dot_common_dot_v1_dot_match__m
 from qmtl.dag.v1 import queue_pb2 as qmtl_dot_dag_dot_v1_dot_queue__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$qmtl/gateway/v1/queue_messages.proto\x12\x0fqmtl.gateway.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fqmtl/common/v1/match_mode.proto\x1a\x17qmtl/dag/v1/queue.proto\"\x99\x01\n\x15GetQueuesByTagRequest\x12\x12\n\x04tags\x18\x01 \x03(\tR\x04tags\x12%\n\x08interval\x18\x02 \x01(\x03\x42\x04\xe2\x41\x01\x02H\x00R\x08interval\x88\x01\x01\x12\x38\n\nmatch_mode\x18\x03 \x01(\x0e\x32\x19.qmtl.common.v1.MatchModeR\tmatchModeB\x0b\n\t_interval\"N\n\x16GetQueuesByTagResponse\x12\x34\n\x06queues\x18\x01 \x03(\x0b\x32\x1c.qmtl.dag.v1.QueueDescriptorR\x06queuesb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$qmtl/gateway/v1/queue_messages.proto\x12\x0fqmtl.gateway.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fqmtl/common/v1/match_mode.proto\x1a\x17qmtl/dag/v1/queue.proto\"\x87\x01\n\x15GetQueuesByTagRequest\x12\x12\n\x04tags\x18\x01 \x03(\tR\x04tags\x12 \n\x08interval\x18\x02 \x01(\x03\x42\x04\xe2\x41\x01\x02R\x08interval\x12\x38\n\nmatch_mode\x18\x03 \x01(\x0e\x32\x19.qmtl.common.v1.MatchModeR\tmatchMode\"N\n\x16GetQueuesByTagResponse\x12\x34\n\x06queues\x18\x01 \x03(\x0b\x32\x1c.qmtl.dag.v1.QueueDescriptorR\x06queuesb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,7 +38,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETQUEUESBYTAGREQUEST'].fields_by_name['interval']._loaded_options = None
   _globals['_GETQUEUESBYTAGREQUEST'].fields_by_name['interval']._serialized_options = b'\342A\001\002'
   _globals['_GETQUEUESBYTAGREQUEST']._serialized_start=149
-  _globals['_GETQUEUESBYTAGREQUEST']._serialized_end=302
-  _globals['_GETQUEUESBYTAGRESPONSE']._serialized_start=304
-  _globals['_GETQUEUESBYTAGRESPONSE']._serialized_end=382
+  _globals['_GETQUEUESBYTAGREQUEST']._serialized_end=284
+  _globals['_GETQUEUESBYTAGRESPONSE']._serialized_start=286
+  _globals['_GETQUEUESBYTAGRESPONSE']._serialized_end=364
 # @@protoc_insertion_point(module_scope)

@@ -33,7 +33,8 @@ class GetQueuesByTagRequest(_message.Message):
     INTERVAL_FIELD_NUMBER: _builtins.int
     MATCH_MODE_FIELD_NUMBER: _builtins.int
     interval: _builtins.int
-    """Interval in seconds (query `interval=60`); a request without it is
+    """Interval in seconds (query `interval=60`); 0 means none, like every
+    `interval` in the schemas, so a request without it or with 0 is
     rejected with E_VALIDATION (HTTP 422).
     """
     match_mode: _match_mode_pb2.MatchMode.ValueType
@@ -46,16 +47,14 @@ class GetQueuesByTagRequest(_message.Message):
         self,
         *,
         tags: _abc.Iterable[_builtins.str] | None = ...,
-        interval: _builtins.int | None = ...,
+        interval: _builtins.int = ...,
         match_mode: _match_mode_pb2.MatchMode.ValueType = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_interval", b"_interval", "interval", b"interval"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_interval", b"_interval", "interval", b"interval", "match_mode", b"match_mode", "tags", b"tags"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["interval", b"interval", "match_mode", b"match_mode", "tags", b"tags"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType__interval: _TypeAlias = _typing.Literal["interval"]  # noqa: Y015
-    _WhichOneofArgType__interval: _TypeAlias = _typing.Literal["_interval", b"_interval"]  # noqa: Y015
-    def WhichOneof(self, oneof_group: _WhichOneofArgType__interval) -> _WhichOneofReturnType__interval | None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetQueuesByTagRequest: _TypeAlias = GetQueuesByTagRequest  # noqa: Y015
 
