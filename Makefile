@@ -24,6 +24,8 @@ PYTEST_ARGS ?=
 BUF := .tools/bin/buf
 MYPY_TARGETS := runtime/qmtl services/qmtl codegen/qmtl_codegen bench
 BENCH_ARGS ?=
+# make bench: extra arguments of bench/graph (e.g. --quick); bench/graph/README.md.
+GRAPH_BENCH_ARGS ?=
 # make fuzz: total seconds, split evenly over the targets (docs/operations/fuzzing.md).
 FUZZ_SECONDS ?= 600
 AGAINST ?= main
@@ -89,10 +91,12 @@ test: services-up check-generated
 	@$(BIN)/pytest $(PYTEST_ARGS)
 
 bench: services-up
-	@echo "==> bench [1/2 queue]: work queue vs a raw redis-py baseline (same Redis, same fsync policy)"
+	@echo "==> bench [1/3 queue]: work queue vs a raw redis-py baseline (same Redis, same fsync policy)"
 	@$(BIN)/python bench/queue/run.py $(BENCH_ARGS)
-	@echo "==> bench [2/2 http]: generated GET route vs a bare Starlette route (same bytes, same server)"
+	@echo "==> bench [2/3 http]: generated GET route vs a bare Starlette route (same bytes, same server)"
 	@$(BIN)/python bench/http/run.py
+	@echo "==> bench [3/3 graph]: tag lookup at 100k nodes with vs without the TAG index; 1,000-node diff (Neo4j)"
+	@$(BIN)/python -m bench.graph.run $(GRAPH_BENCH_ARGS)
 
 fuzz: prereqs
 	@echo "==> fuzz: atheris on tests/fuzz/targets.py for $(FUZZ_SECONDS) s in all; crashes -> tests/fuzz/crashes/"

@@ -72,7 +72,15 @@ async def names(driver: AsyncDriver) -> AsyncIterator[GraphNames]:
     )
     for r in records:
         await driver.execute_query(f"DROP INDEX {r['name']} IF EXISTS", database_=DATABASE)
-    for label in (names.compute_node, names.queue, names.tag, names.migration, names.lock):
+    for label in (
+        names.compute_node,
+        names.queue,
+        names.tag,
+        names.strategy,
+        names.tag_query_answer,
+        names.migration,
+        names.lock,
+    ):
         await driver.execute_query(f"MATCH (n:{label}) DETACH DELETE n", database_=DATABASE)
 
 
@@ -227,7 +235,7 @@ async def test_cli_status_and_dry_run(
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert out.splitlines()[0] == "at head: no"
-    assert f"pending {HEAD_VERSION} queue_interval" in out
+    assert f"pending {HEAD_VERSION} {MIGRATIONS[-1].name}" in out
 
     await run_migrations(driver, names=names)
     out, err = _cli("--status", prefix=names.prefix, endpoints=endpoints).communicate(timeout=60)

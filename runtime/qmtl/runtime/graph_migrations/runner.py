@@ -166,6 +166,11 @@ def _schema_names(names: GraphNames) -> list[str]:
     return [m.schema_object(names) for m in MIGRATIONS if m.schema_object is not None]
 
 
+async def _missing_objects(driver: AsyncDriver, names: GraphNames) -> set[str]:
+    states = await _object_states(driver, _schema_names(names))
+    return {o.name for o in states if o.state == "MISSING"}
+
+
 async def migration_status(
     driver: AsyncDriver, *, names: GraphNames | None = None
 ) -> MigrationStatus:
@@ -310,8 +315,12 @@ async def run_migrations(
         await asyncio.sleep(POLL_S)
     try:
         applied = await _applied(driver, names)  # read under the lock: what the other runner did
+        # A recorded index or constraint dropped since (by hand, a partial restore) is made
+        # again: its statement is idempotent and the record's MERGE keeps its applied_at.
+        missing = await _missing_objects(driver, names)
         for m in MIGRATIONS:
-            if m.version in applied:
+            lost = m.schema_object is not None and m.schema_object(names) in missing
+            if m.version in applied and not lost:
                 report.already_applied.append(m.version)
                 continue
             await lease.renew()

@@ -51,6 +51,14 @@ class GraphNames:
         return self.label("Tag")
 
     @property
+    def strategy(self) -> str:
+        return self.label("Strategy")
+
+    @property
+    def tag_query_answer(self) -> str:
+        return self.label("TagQueryAnswer")
+
+    @property
     def migration(self) -> str:
         return self.label("SchemaMigration")
 
@@ -124,6 +132,10 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "tag_backfill", StepKind.DATA, _render_tag_backfill),
     _index(5, "compute_node_interval", "ComputeNode", "interval"),
     _index(6, "queue_interval", "Queue", "interval"),
+    # The graph store's (qmtl.runtime.graphstore.neo4j): strategy membership is
+    # (:Strategy)-[:USES]->(:ComputeNode), and each tag query's answer version one node.
+    _constraint(7, "strategy_id_unique", "Strategy", "strategy_id"),
+    _constraint(8, "tag_query_answer_key_unique", "TagQueryAnswer", "key"),
 )
 HEAD_VERSION = MIGRATIONS[-1].version
 TAG_INDEX_VERSION = 3

@@ -9,10 +9,9 @@ unchanged after a backoff? A worker uses it to choose between retrying and givin
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any
 
-from qmtl.common.v1 import error_pb2
-from qmtl.runtime.errors import ErrorCode, QmtlError, error_info_for_wire
+from qmtl.runtime.port_errors import PortError
 
 # Codes the queue itself writes into a job's `error`. ErrorDetail.code is an open string set;
 # these are not in qmtl.common.v1.ErrorCode yet.
@@ -24,27 +23,8 @@ HANDLER_CRASHED = "E_INTERNAL"
 IDEMPOTENCY_CONFLICT = "E_IDEMPOTENCY_CONFLICT"
 
 
-class WorkQueueError(Exception):
+class WorkQueueError(PortError):
     """Root of every error the work queue raises."""
-
-    default_code: ClassVar[str] = "E_INTERNAL"
-    default_retryable: ClassVar[bool] = False
-
-    def __init__(self, message: str, *, code: str | None = None, retryable: bool | None = None):
-        super().__init__(message)
-        self.message = message
-        self.code = code or self.default_code
-        self.retryable = self.default_retryable if retryable is None else retryable
-
-    def to_error_detail(self) -> error_pb2.ErrorDetail:
-        return error_pb2.ErrorDetail(code=self.code, message=self.message, retryable=self.retryable)
-
-    def to_qmtl_error(self) -> QmtlError:
-        """The error a service answers with; a code outside the catalogue is served as internal,
-        since only catalogue codes have an HTTP status."""
-        info = error_info_for_wire(self.code)
-        code = info.code if info is not None else ErrorCode.ERROR_CODE_INTERNAL
-        return QmtlError(code, self.message, retryable=self.retryable)
 
 
 class QueueUnavailableError(WorkQueueError):
@@ -118,11 +98,11 @@ class IdempotencyConflictError(WorkQueueError):
         self.job_id = job_id
         self.index = index
 
-    def to_qmtl_error(self) -> QmtlError:
-        details = {"idempotency_key": self.idempotency_key}
+    def details(self) -> dict[str, Any]:
+        details: dict[str, Any] = {"idempotency_key": self.idempotency_key}
         if self.job_id is not None:
             details["job_id"] = self.job_id
-        return QmtlError(ErrorCode.ERROR_CODE_IDEMPOTENCY_CONFLICT, self.message, details=details)
+        return details
 
 
 class DurabilityError(WorkQueueError):

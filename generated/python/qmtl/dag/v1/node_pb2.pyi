@@ -81,8 +81,9 @@ class Node(_message.Message):
     SCHEMA_HASH_FIELD_NUMBER: _builtins.int
     METADATA_FIELD_NUMBER: _builtins.int
     node_id: _builtins.str
-    """Canonical node ID, `blake3:<64 hex>` (128 hex after a collision),
-    computed from `spec`.
+    """Canonical node ID, always `blake3:<64 hex>`, computed from `spec`.
+    A node ID never grows; when two nodes' topic names would collide, the
+    topic's short hash grows instead (see the diff's topic naming).
 
     Gateway recomputes it and rejects a mismatch with E_NODE_ID_MISMATCH.
     """

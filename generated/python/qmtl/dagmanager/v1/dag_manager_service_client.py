@@ -44,6 +44,7 @@ from qmtl.dagmanager.v1.queue_messages_pb2 import (
     ListQueuesRequest,
     ListQueuesResponse,
 )
+from qmtl.dagmanager.v1.release_messages_pb2 import ReleaseStrategyRequest, ReleaseStrategyResponse
 from qmtl.dagmanager.v1.status_messages_pb2 import GetStatusRequest, GetStatusResponse
 from qmtl.runtime.gen import http_client as _qmtl_client
 
@@ -59,6 +60,17 @@ _DIFF: _qmtl_client.Operation[DiffRequest, DiffResponse] = _qmtl_client.Operatio
     path=("/v1/dag-manager/internal/diff",),
     body="*",
     response=DiffResponse,
+    internal=True,
+    idempotent=False,
+)
+_RELEASE_STRATEGY: _qmtl_client.Operation[
+    ReleaseStrategyRequest, ReleaseStrategyResponse
+] = _qmtl_client.Operation(
+    name="qmtl.dagmanager.v1.DagManagerService.ReleaseStrategy",
+    method="POST",
+    path=("/v1/dag-manager/internal/strategies/", _qmtl_client.Var("strategy_id"), "/release"),
+    body="*",
+    response=ReleaseStrategyResponse,
     internal=True,
     idempotent=False,
 )
@@ -180,6 +192,22 @@ class DagManagerServiceClient(_qmtl_client.SyncServiceClient):
         Idempotent: the same DAG again yields the same queue map and no new
         queues, across requests and restarts."""
         return self._call(_DIFF, request, timeout=timeout, retry=retry)
+
+    def release_strategy(
+        self,
+        request: ReleaseStrategyRequest,
+        *,
+        timeout: float | None = None,
+        retry: _qmtl_client.RetryPolicy | None = None,
+    ) -> ReleaseStrategyResponse:
+        """Drops every reference the strategy holds on nodes of the global DAG.
+        Nodes no strategy uses any more become orphans; garbage collection
+        deletes their queues once the TTL and grace of their GC tag have passed,
+        unless a strategy references them again first.
+
+        Idempotent: releasing an unknown or already released strategy succeeds
+        and orphans nothing."""
+        return self._call(_RELEASE_STRATEGY, request, timeout=timeout, retry=retry)
 
     def redo_diff(
         self,
@@ -326,6 +354,22 @@ class AsyncDagManagerServiceClient(_qmtl_client.AsyncServiceClient):
         Idempotent: the same DAG again yields the same queue map and no new
         queues, across requests and restarts."""
         return await self._call(_DIFF, request, timeout=timeout, retry=retry)
+
+    async def release_strategy(
+        self,
+        request: ReleaseStrategyRequest,
+        *,
+        timeout: float | None = None,
+        retry: _qmtl_client.RetryPolicy | None = None,
+    ) -> ReleaseStrategyResponse:
+        """Drops every reference the strategy holds on nodes of the global DAG.
+        Nodes no strategy uses any more become orphans; garbage collection
+        deletes their queues once the TTL and grace of their GC tag have passed,
+        unless a strategy references them again first.
+
+        Idempotent: releasing an unknown or already released strategy succeeds
+        and orphans nothing."""
+        return await self._call(_RELEASE_STRATEGY, request, timeout=timeout, retry=retry)
 
     async def redo_diff(
         self,

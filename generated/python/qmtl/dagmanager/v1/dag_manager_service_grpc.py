@@ -43,6 +43,7 @@ from qmtl.dagmanager.v1.queue_messages_pb2 import (
     ListQueuesRequest,
     ListQueuesResponse,
 )
+from qmtl.dagmanager.v1.release_messages_pb2 import ReleaseStrategyRequest, ReleaseStrategyResponse
 from qmtl.dagmanager.v1.status_messages_pb2 import GetStatusRequest, GetStatusResponse
 
 
@@ -54,6 +55,7 @@ class DagManagerServiceGrpcAdapter(DagManagerServiceServicer):
     """
 
     _qmtl_diff: _qmtl_grpc.UnaryMethod[DiffRequest, DiffResponse]
+    _qmtl_release_strategy: _qmtl_grpc.UnaryMethod[ReleaseStrategyRequest, ReleaseStrategyResponse]
     _qmtl_redo_diff: _qmtl_grpc.UnaryMethod[RedoDiffRequest, RedoDiffResponse]
     _qmtl_trigger_gc: _qmtl_grpc.UnaryMethod[TriggerGcRequest, TriggerGcResponse]
     _qmtl_get_queues_by_tag: _qmtl_grpc.UnaryMethod[GetQueuesByTagRequest, GetQueuesByTagResponse]
@@ -74,6 +76,9 @@ class DagManagerServiceGrpcAdapter(DagManagerServiceServicer):
         spec = DAG_MANAGER_SERVICE
         self._qmtl_diff = _qmtl_grpc.unary(
             spec.rpc("Diff"), handler, verifier, interceptors
+        )
+        self._qmtl_release_strategy = _qmtl_grpc.unary(
+            spec.rpc("ReleaseStrategy"), handler, verifier, interceptors
         )
         self._qmtl_redo_diff = _qmtl_grpc.unary(
             spec.rpc("RedoDiff"), handler, verifier, interceptors
@@ -107,6 +112,11 @@ class DagManagerServiceGrpcAdapter(DagManagerServiceServicer):
         self, request: DiffRequest, context: _qmtl_grpc.ServicerContext
     ) -> DiffResponse:
         return await self._qmtl_diff(request, context)
+
+    async def ReleaseStrategy(
+        self, request: ReleaseStrategyRequest, context: _qmtl_grpc.ServicerContext
+    ) -> ReleaseStrategyResponse:
+        return await self._qmtl_release_strategy(request, context)
 
     async def RedoDiff(
         self, request: RedoDiffRequest, context: _qmtl_grpc.ServicerContext

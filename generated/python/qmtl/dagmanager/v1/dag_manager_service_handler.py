@@ -37,6 +37,7 @@ from qmtl.dagmanager.v1.queue_messages_pb2 import (
     ListQueuesRequest,
     ListQueuesResponse,
 )
+from qmtl.dagmanager.v1.release_messages_pb2 import ReleaseStrategyRequest, ReleaseStrategyResponse
 from qmtl.dagmanager.v1.status_messages_pb2 import GetStatusRequest, GetStatusResponse
 
 __all__ = [
@@ -78,6 +79,18 @@ class DagManagerServiceHandler(Protocol):
 
         Idempotent: the same DAG again yields the same queue map and no new
         queues, across requests and restarts."""
+        ...
+
+    async def release_strategy(
+        self, request: ReleaseStrategyRequest, ctx: _qmtl_gen.Context
+    ) -> ReleaseStrategyResponse:
+        """Drops every reference the strategy holds on nodes of the global DAG.
+        Nodes no strategy uses any more become orphans; garbage collection
+        deletes their queues once the TTL and grace of their GC tag have passed,
+        unless a strategy references them again first.
+
+        Idempotent: releasing an unknown or already released strategy succeeds
+        and orphans nothing."""
         ...
 
     async def redo_diff(
@@ -154,6 +167,11 @@ class DagManagerServiceBase:
     ) -> DiffResponse:
         raise _qmtl_gen.unimplemented("qmtl.dagmanager.v1.DagManagerService.Diff")
 
+    async def release_strategy(
+        self, request: ReleaseStrategyRequest, ctx: _qmtl_gen.Context
+    ) -> ReleaseStrategyResponse:
+        raise _qmtl_gen.unimplemented("qmtl.dagmanager.v1.DagManagerService.ReleaseStrategy")
+
     async def redo_diff(
         self, request: RedoDiffRequest, ctx: _qmtl_gen.Context
     ) -> RedoDiffResponse:
@@ -216,9 +234,31 @@ DAG_MANAGER_SERVICE: _qmtl_gen.ServiceSpec = _qmtl_gen.ServiceSpec(
             idempotent=False,
             errors=(
                 "E_SCHEMA_INVALID",
+                "E_VALIDATION",
+                "E_NODE_ID_FIELDS",
+                "E_NODE_ID_MISMATCH",
                 "E_CHECKSUM_MISMATCH",
+                "E_SCHEMA_COMPAT_MISMATCH",
+                "E_DAG_CYCLE",
                 "E_DAG_INVALID",
+                "E_PAYLOAD_TOO_LARGE",
                 "E_QUEUE_CREATE_FAILED",
+                "E_UNAVAILABLE",
+            ),
+        ),
+        _qmtl_gen.RpcSpec(
+            name="ReleaseStrategy",
+            full_name="qmtl.dagmanager.v1.DagManagerService.ReleaseStrategy",
+            method="release_strategy",
+            request=ReleaseStrategyRequest,
+            response=ReleaseStrategyResponse,
+            access=_qmtl_gen.Access(
+                public=False,
+                scopes=("dag:diff",),
+            ),
+            idempotent=False,
+            errors=(
+                "E_VALIDATION",
                 "E_UNAVAILABLE",
             ),
         ),
@@ -254,6 +294,7 @@ DAG_MANAGER_SERVICE: _qmtl_gen.ServiceSpec = _qmtl_gen.ServiceSpec(
             ),
             idempotent=False,
             errors=(
+                "E_VALIDATION",
                 "E_UNAVAILABLE",
             ),
         ),

@@ -46,6 +46,13 @@ _DIFF = _qmtl_http.Binding(
         _qmtl_http.Required("dag", "dag"),
     ),
 )
+_RELEASE_STRATEGY = _qmtl_http.Binding(
+    DAG_MANAGER_SERVICE.rpc("ReleaseStrategy").request,
+    path=(
+        _qmtl_http.Param(("strategyId", "strategy_id"), ("strategy_id",), _qmtl_http.parse_string),
+    ),
+    body="*",
+)
 _REDO_DIFF = _qmtl_http.Binding(
     DAG_MANAGER_SERVICE.rpc("RedoDiff").request,
     body="*",
@@ -235,6 +242,14 @@ DAG_MANAGER_SERVICE_INTERNAL_ROUTES: tuple[_qmtl_http.HttpRoute, ...] = (
         path="/v1/dag-manager/internal/diff",
         listener="internal",
         name="qmtl.dagmanager.v1.DagManagerService.Diff",
+    ),
+    _qmtl_http.HttpRoute(
+        rpc=DAG_MANAGER_SERVICE.rpc("ReleaseStrategy"),
+        binding=_RELEASE_STRATEGY,
+        verb="POST",
+        path="/v1/dag-manager/internal/strategies/{strategy_id}/release",
+        listener="internal",
+        name="qmtl.dagmanager.v1.DagManagerService.ReleaseStrategy",
     ),
     _qmtl_http.HttpRoute(
         rpc=DAG_MANAGER_SERVICE.rpc("RedoDiff"),

@@ -9,6 +9,7 @@ from qmtl.dagmanager.v1 import gc_messages_pb2 as qmtl_dot_dagmanager_dot_v1_dot
 from qmtl.dagmanager.v1 import health_messages_pb2 as qmtl_dot_dagmanager_dot_v1_dot_health__messages__pb2
 from qmtl.dagmanager.v1 import node_messages_pb2 as qmtl_dot_dagmanager_dot_v1_dot_node__messages__pb2
 from qmtl.dagmanager.v1 import queue_messages_pb2 as qmtl_dot_dagmanager_dot_v1_dot_queue__messages__pb2
+from qmtl.dagmanager.v1 import release_messages_pb2 as qmtl_dot_dagmanager_dot_v1_dot_release__messages__pb2
 from qmtl.dagmanager.v1 import status_messages_pb2 as qmtl_dot_dagmanager_dot_v1_dot_status__messages__pb2
 
 GRPC_GENERATED_VERSION = '1.81.1'
@@ -49,6 +50,11 @@ class DagManagerServiceStub:
                 '/qmtl.dagmanager.v1.DagManagerService/Diff',
                 request_serializer=qmtl_dot_dagmanager_dot_v1_dot_diff__messages__pb2.DiffRequest.SerializeToString,
                 response_deserializer=qmtl_dot_dagmanager_dot_v1_dot_diff__messages__pb2.DiffResponse.FromString,
+                _registered_method=True)
+        self.ReleaseStrategy = channel.unary_unary(
+                '/qmtl.dagmanager.v1.DagManagerService/ReleaseStrategy',
+                request_serializer=qmtl_dot_dagmanager_dot_v1_dot_release__messages__pb2.ReleaseStrategyRequest.SerializeToString,
+                response_deserializer=qmtl_dot_dagmanager_dot_v1_dot_release__messages__pb2.ReleaseStrategyResponse.FromString,
                 _registered_method=True)
         self.RedoDiff = channel.unary_unary(
                 '/qmtl.dagmanager.v1.DagManagerService/RedoDiff',
@@ -112,6 +118,19 @@ class DagManagerServiceServicer:
 
         Idempotent: the same DAG again yields the same queue map and no new
         queues, across requests and restarts.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReleaseStrategy(self, request, context):
+        """Drops every reference the strategy holds on nodes of the global DAG.
+        Nodes no strategy uses any more become orphans; garbage collection
+        deletes their queues once the TTL and grace of their GC tag have passed,
+        unless a strategy references them again first.
+
+        Idempotent: releasing an unknown or already released strategy succeeds
+        and orphans nothing.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -195,6 +214,11 @@ def add_DagManagerServiceServicer_to_server(servicer, server):
                     request_deserializer=qmtl_dot_dagmanager_dot_v1_dot_diff__messages__pb2.DiffRequest.FromString,
                     response_serializer=qmtl_dot_dagmanager_dot_v1_dot_diff__messages__pb2.DiffResponse.SerializeToString,
             ),
+            'ReleaseStrategy': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReleaseStrategy,
+                    request_deserializer=qmtl_dot_dagmanager_dot_v1_dot_release__messages__pb2.ReleaseStrategyRequest.FromString,
+                    response_serializer=qmtl_dot_dagmanager_dot_v1_dot_release__messages__pb2.ReleaseStrategyResponse.SerializeToString,
+            ),
             'RedoDiff': grpc.unary_unary_rpc_method_handler(
                     servicer.RedoDiff,
                     request_deserializer=qmtl_dot_dagmanager_dot_v1_dot_diff__messages__pb2.RedoDiffRequest.FromString,
@@ -273,6 +297,33 @@ class DagManagerService:
             '/qmtl.dagmanager.v1.DagManagerService/Diff',
             qmtl_dot_dagmanager_dot_v1_dot_diff__messages__pb2.DiffRequest.SerializeToString,
             qmtl_dot_dagmanager_dot_v1_dot_diff__messages__pb2.DiffResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReleaseStrategy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/qmtl.dagmanager.v1.DagManagerService/ReleaseStrategy',
+            qmtl_dot_dagmanager_dot_v1_dot_release__messages__pb2.ReleaseStrategyRequest.SerializeToString,
+            qmtl_dot_dagmanager_dot_v1_dot_release__messages__pb2.ReleaseStrategyResponse.FromString,
             options,
             channel_credentials,
             insecure,

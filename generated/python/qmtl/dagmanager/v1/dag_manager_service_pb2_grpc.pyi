@@ -11,6 +11,7 @@ from qmtl.dagmanager.v1 import gc_messages_pb2 as _gc_messages_pb2
 from qmtl.dagmanager.v1 import health_messages_pb2 as _health_messages_pb2
 from qmtl.dagmanager.v1 import node_messages_pb2 as _node_messages_pb2
 from qmtl.dagmanager.v1 import queue_messages_pb2 as _queue_messages_pb2
+from qmtl.dagmanager.v1 import release_messages_pb2 as _release_messages_pb2
 from qmtl.dagmanager.v1 import status_messages_pb2 as _status_messages_pb2
 import abc as _abc_1
 import grpc as _grpc
@@ -51,6 +52,15 @@ class DagManagerServiceStub:
 
     Idempotent: the same DAG again yields the same queue map and no new
     queues, across requests and restarts.
+    """
+    ReleaseStrategy: _grpc.UnaryUnaryMultiCallable[_release_messages_pb2.ReleaseStrategyRequest, _release_messages_pb2.ReleaseStrategyResponse]
+    """Drops every reference the strategy holds on nodes of the global DAG.
+    Nodes no strategy uses any more become orphans; garbage collection
+    deletes their queues once the TTL and grace of their GC tag have passed,
+    unless a strategy references them again first.
+
+    Idempotent: releasing an unknown or already released strategy succeeds
+    and orphans nothing.
     """
     RedoDiff: _grpc.UnaryUnaryMultiCallable[_diff_messages_pb2.RedoDiffRequest, _diff_messages_pb2.RedoDiffResponse]
     """Re-runs the diff of an existing version sentinel (hotfix or rollback)."""
@@ -99,6 +109,15 @@ class DagManagerServiceAsyncStub(DagManagerServiceStub):
 
     Idempotent: the same DAG again yields the same queue map and no new
     queues, across requests and restarts.
+    """
+    ReleaseStrategy: _aio.UnaryUnaryMultiCallable[_release_messages_pb2.ReleaseStrategyRequest, _release_messages_pb2.ReleaseStrategyResponse]  # type: ignore[assignment]
+    """Drops every reference the strategy holds on nodes of the global DAG.
+    Nodes no strategy uses any more become orphans; garbage collection
+    deletes their queues once the TTL and grace of their GC tag have passed,
+    unless a strategy references them again first.
+
+    Idempotent: releasing an unknown or already released strategy succeeds
+    and orphans nothing.
     """
     RedoDiff: _aio.UnaryUnaryMultiCallable[_diff_messages_pb2.RedoDiffRequest, _diff_messages_pb2.RedoDiffResponse]  # type: ignore[assignment]
     """Re-runs the diff of an existing version sentinel (hotfix or rollback)."""
@@ -150,6 +169,21 @@ class DagManagerServiceServicer(metaclass=_abc_1.ABCMeta):
 
         Idempotent: the same DAG again yields the same queue map and no new
         queues, across requests and restarts.
+        """
+
+    @_abc_1.abstractmethod
+    def ReleaseStrategy(
+        self,
+        request: _release_messages_pb2.ReleaseStrategyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_release_messages_pb2.ReleaseStrategyResponse, _abc.Awaitable[_release_messages_pb2.ReleaseStrategyResponse]]:
+        """Drops every reference the strategy holds on nodes of the global DAG.
+        Nodes no strategy uses any more become orphans; garbage collection
+        deletes their queues once the TTL and grace of their GC tag have passed,
+        unless a strategy references them again first.
+
+        Idempotent: releasing an unknown or already released strategy succeeds
+        and orphans nothing.
         """
 
     @_abc_1.abstractmethod

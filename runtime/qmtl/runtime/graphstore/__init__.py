@@ -1,0 +1,48 @@
+"""The DAG Manager's storage of the global DAG: the GraphStore port and its adapters.
+
+The port lives in the shared runtime (not in the DAG Manager) so the contract suite, the
+migration tooling and the benchmarks use the same types. See docs/operations/graph-store.md.
+"""
+
+from .errors import (
+    GraphBatchTooLargeError,
+    GraphStoreError,
+    GraphStoreUnavailableError,
+    InvalidGraphInputError,
+    MissingDependencyError,
+    TopicConflictError,
+    UnknownNodeError,
+)
+from .memory import InMemoryGraphStore
+from .model import (
+    MAX_BATCH,
+    Applied,
+    GraphChanges,
+    NodeWrite,
+    Orphan,
+    StoredNode,
+    StrategyRefs,
+    TaggedQueue,
+)
+from .port import GraphStore, MatchMode
+
+__all__ = [
+    "MAX_BATCH",
+    "Applied",
+    "GraphBatchTooLargeError",
+    "GraphChanges",
+    "GraphStore",
+    "GraphStoreError",
+    "GraphStoreUnavailableError",
+    "InMemoryGraphStore",
+    "InvalidGraphInputError",
+    "MatchMode",
+    "MissingDependencyError",
+    "NodeWrite",
+    "Orphan",
+    "StoredNode",
+    "StrategyRefs",
+    "TaggedQueue",
+    "TopicConflictError",
+    "UnknownNodeError",
+]
