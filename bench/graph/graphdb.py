@@ -9,13 +9,18 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
 
 from neo4j import AsyncDriver, AsyncGraphDatabase, RoutingControl
 
 from qmtl.common.v1 import match_mode_pb2
 from qmtl.runtime.endpoints import ServiceEndpoints
-from qmtl.runtime.graph_migrations import MIGRATIONS, GraphNames, check_at_head, run_migrations
+from qmtl.runtime.graph_migrations import (
+    MIGRATIONS,
+    GraphNames,
+    check_at_head,
+    drop_prefixed_graph,
+    run_migrations,
+)
 from qmtl.runtime.graph_migrations.steps import TAG_INDEX_VERSION
 from qmtl.runtime.graphstore import NodeWrite
 from qmtl.runtime.graphstore.neo4j import _props as node_props
@@ -24,7 +29,6 @@ from qmtl.runtime.graphstore.neo4j_cypher import statements
 from .workload import Lookup
 
 DATABASE = "neo4j"
-DELETE_BATCH = 10_000  # rows per transaction when the bench drops its graph
 BULK_BATCH = 10_000  # nodes per transaction of the bulk load (the store's MAX_BATCH)
 _TAG_MIGRATION = next(m for m in MIGRATIONS if m.version == TAG_INDEX_VERSION)
 
@@ -45,41 +49,9 @@ def connect(endpoints: ServiceEndpoints) -> AsyncDriver:
     )
 
 
-async def _auto_commit(driver: AsyncDriver, query: str, **params: Any) -> None:
-    # CALL { ... } IN TRANSACTIONS only runs in an auto-commit transaction, not execute_query's.
-    async with driver.session(database=DATABASE, notifications_min_severity="OFF") as session:
-        result = await session.run(query, params)
-        await result.consume()
-
-
 async def drop_graph(driver: AsyncDriver, names: GraphNames) -> None:
     """Deletes every node under the bench's labels and every schema object of its prefix."""
-    for label in (
-        names.compute_node,
-        names.queue,
-        names.tag,
-        names.strategy,
-        names.tag_query_answer,
-        names.migration,
-        names.lock,
-    ):
-        await _auto_commit(
-            driver,
-            f"MATCH (n:{label}) CALL {{ WITH n DETACH DELETE n }} "
-            f"IN TRANSACTIONS OF {DELETE_BATCH} ROWS",
-        )
-    prefix = names.schema("")
-    # Constraints first: dropping one also drops the index that backs it.
-    for kind, plural in (("CONSTRAINT", "CONSTRAINTS"), ("INDEX", "INDEXES")):
-        records, _, _ = await driver.execute_query(
-            f"SHOW {plural} YIELD name WHERE name STARTS WITH $p RETURN name",
-            p=prefix,
-            database_=DATABASE,
-        )
-        for record in records:
-            await driver.execute_query(
-                f"DROP {kind} {record['name']} IF EXISTS", database_=DATABASE
-            )
+    await drop_prefixed_graph(driver, names, database=DATABASE)
 
 
 @asynccontextmanager

@@ -20,7 +20,7 @@ from neo4j import AsyncDriver, AsyncGraphDatabase
 from neo4j.exceptions import ServiceUnavailable
 
 from qmtl.runtime.endpoints import ServiceEndpoints
-from qmtl.runtime.graph_migrations import GraphNames, run_migrations
+from qmtl.runtime.graph_migrations import GraphNames, drop_prefixed_graph, run_migrations
 
 DATABASE = "neo4j"
 
@@ -43,34 +43,15 @@ async def open_driver() -> AsyncDriver:
     return driver
 
 
-def data_labels(names: GraphNames) -> tuple[str, ...]:
-    return (
-        names.compute_node,
-        names.queue,
-        names.tag,
-        names.strategy,
-        names.tag_query_answer,
-    )
-
-
 async def wipe_data(driver: AsyncDriver, names: GraphNames) -> None:
     """Deletes the graph store's nodes of the prefix; the schema and migration records stay."""
-    for label in data_labels(names):
+    for label in names.data_labels:
         await driver.execute_query(f"MATCH (n:{label}) DETACH DELETE n", database_=DATABASE)
 
 
 async def drop_graph(driver: AsyncDriver, names: GraphNames) -> None:
     """Deletes the prefix's nodes, constraints and indexes, and nothing else."""
-    for label in (*data_labels(names), names.migration, names.lock):
-        await driver.execute_query(f"MATCH (n:{label}) DETACH DELETE n", database_=DATABASE)
-    for kind, plural in (("CONSTRAINT", "CONSTRAINTS"), ("INDEX", "INDEXES")):
-        records, _, _ = await driver.execute_query(
-            f"SHOW {plural} YIELD name WHERE name STARTS WITH $p RETURN name",
-            p=names.schema(""),
-            database_=DATABASE,
-        )
-        for r in records:
-            await driver.execute_query(f"DROP {kind} {r['name']} IF EXISTS", database_=DATABASE)
+    await drop_prefixed_graph(driver, names, database=DATABASE)
 
 
 @asynccontextmanager

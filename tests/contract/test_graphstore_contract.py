@@ -16,6 +16,9 @@ from qmtl.common.v1 import match_mode_pb2
 from qmtl.runtime.errors import ErrorCode
 from qmtl.runtime.graphstore import (
     MAX_BATCH,
+    MAX_SNAPSHOT_BYTES,
+    NOT_STORED,
+    DiffSnapshot,
     GraphBatchTooLargeError,
     GraphChanges,
     GraphStore,
@@ -23,6 +26,7 @@ from qmtl.runtime.graphstore import (
     InvalidGraphInputError,
     MatchMode,
     MissingDependencyError,
+    NodeWrite,
     StrategyRefs,
     TopicConflictError,
     UnknownNodeError,
@@ -385,3 +389,108 @@ async def test_record_answer_accepts_an_empty_etag_and_rejects_an_empty_key(
     with pytest.raises(InvalidGraphInputError) as raised:
         await graph.store.record_answer("", "etag")
     assert raised.value.field == "key"
+
+
+# --- diff snapshots -------------------------------------------------------------------------
+
+
+def snap(key: str, payload: bytes = b"answer") -> DiffSnapshot:
+    return DiffSnapshot(key=key, payload=payload)
+
+
+async def apply_for(
+    store: GraphStore, strategy: str, *nodes: NodeWrite, snapshot: DiffSnapshot | None = None
+) -> None:
+    refs = StrategyRefs(strategy, tuple(n.node_id for n in nodes))
+    await store.apply(GraphChanges(nodes=nodes, refs=refs, snapshot=snapshot))
+
+
+async def test_a_snapshot_answers_its_key_until_replaced(graph: GraphUnderTest) -> None:
+    store = graph.store
+    a, b = node("a", tags=("btc",)), node("b", deps=("a",))
+    assert await store.snapshot("s1", "k1") is None
+    await apply_for(store, "s1", a, b, snapshot=snap("k1", b"\x00\xffbytes"))
+    assert await store.snapshot("s1", "k1") == b"\x00\xffbytes"
+    assert await store.snapshot("s1", "k2") is None
+    assert await store.snapshot("s2", "k1") is None
+    # An unchanged resubmission keeps it valid, under the same key.
+    await apply_for(store, "s1", a, b, snapshot=snap("k1", b"again"))
+    assert await store.snapshot("s1", "k1") == b"again"
+    # The strategy's next change set replaces it, by another snapshot or by none.
+    await apply_for(store, "s1", a, b, snapshot=snap("k2"))
+    assert await store.snapshot("s1", "k1") is None
+    assert await store.snapshot("s1", "k2") == b"answer"
+    await apply_for(store, "s1", a, b)
+    assert await store.snapshot("s1", "k2") is None
+
+
+async def test_a_snapshot_lapses_when_a_node_it_used_is_rewritten(graph: GraphUnderTest) -> None:
+    store = graph.store
+    a = node("a", tags=("btc",))
+    await apply_for(store, "s1", a, snapshot=snap("k"))
+    # Another strategy writing the same node unchanged does not touch it...
+    await apply_for(store, "s2", a)
+    assert await store.snapshot("s1", "k") == b"answer"
+    # ...but a new schema hash, a new tag or a new global flag does.
+    await apply_for(store, "s2", replace(a, schema_hash="other"))
+    assert await store.snapshot("s1", "k") is None
+    for change in ({"tags": ("btc", "eth")}, {"is_global": True}):
+        await apply_for(store, "s1", a, snapshot=snap("k"))
+        assert await store.snapshot("s1", "k") == b"answer"
+        await apply_for(store, "s2", replace(a, **change))  # type: ignore[arg-type]
+        assert await store.snapshot("s1", "k") is None
+
+
+async def test_a_snapshot_lapses_with_new_refs_and_on_release(graph: GraphUnderTest) -> None:
+    store = graph.store
+    a, b = node("a"), node("b")
+    await store.apply(GraphChanges(nodes=(a, b)))
+    await apply_for(store, "s1", a, snapshot=snap("k"))
+    await store.add_strategy_refs("s1", [a.node_id])  # already used: nothing changes
+    assert await store.snapshot("s1", "k") == b"answer"
+    await store.add_strategy_refs("s1", [b.node_id])
+    assert await store.snapshot("s1", "k") is None
+    await apply_for(store, "s1", a, b, snapshot=snap("k"))
+    assert await store.release_strategy("s1") == sorted([a.node_id, b.node_id])
+    assert await store.snapshot("s1", "k") is None
+    # Used again after the release: the old answer is gone for good.
+    await store.add_strategy_refs("s1", [a.node_id, b.node_id])
+    assert await store.snapshot("s1", "k") is None
+
+
+async def test_a_snapshot_needs_refs_a_key_and_a_bounded_payload(graph: GraphUnderTest) -> None:
+    store = graph.store
+    a = node("a")
+    with pytest.raises(InvalidGraphInputError) as no_refs:
+        await store.apply(GraphChanges(nodes=(a,), snapshot=snap("k")))
+    assert no_refs.value.field == "snapshot"
+    with pytest.raises(InvalidGraphInputError) as no_key:
+        await apply_for(store, "s1", a, snapshot=snap(""))
+    assert no_key.value.field == "snapshot.key"
+    with pytest.raises(GraphBatchTooLargeError) as too_big:
+        await apply_for(store, "s1", a, snapshot=snap("k", bytes(MAX_SNAPSHOT_BYTES + 1)))
+    assert too_big.value.field == "snapshot.payload"
+    assert await store.get_nodes([a.node_id]) == {}  # nothing written
+
+
+async def test_a_snapshot_is_recorded_only_if_what_it_saw_still_holds(
+    graph: GraphUnderTest,
+) -> None:
+    store = graph.store
+    a, b = node("a", tags=("btc",)), node("b")
+    await apply_for(store, "s2", a)
+    [stored] = (await store.get_nodes([a.node_id])).values()
+    assert stored.rev == 0
+    await apply_for(store, "s2", replace(a, tags=("eth",)))  # a rewrite: rev 1
+    assert (await store.get_nodes([a.node_id]))[a.node_id].rev == 1
+
+    stale = DiffSnapshot("k", b"x", seen={a.node_id: 0, b.node_id: NOT_STORED})
+    await apply_for(store, "s1", a, b, snapshot=stale)
+    assert await store.snapshot("s1", "k") is None  # it had not seen the rewrite
+    # b exists now: a diff that planned it as new raced another writer.
+    raced = DiffSnapshot("k", b"x", seen={a.node_id: 1, b.node_id: NOT_STORED})
+    await apply_for(store, "s1", a, b, snapshot=raced)
+    assert await store.snapshot("s1", "k") is None
+    fresh = DiffSnapshot("k", b"x", seen={a.node_id: 1, b.node_id: 0})
+    await apply_for(store, "s1", a, b, snapshot=fresh)
+    assert await store.snapshot("s1", "k") == b"x"

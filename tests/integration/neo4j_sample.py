@@ -13,8 +13,8 @@ from typing import Any
 from neo4j import AsyncDriver
 
 from qmtl.runtime.graph_migrations import GraphNames
+from tests.contract.graphstore_neo4j import DATABASE
 
-DATABASE = "neo4j"
 SAMPLE_NODES = 300
 TAG_POOL = ("price", "volume", "btc", "eth", "spot", "perp", "1m", "features", "signal", "risk")
 INTERVALS = (0, 60, 300, 3600)

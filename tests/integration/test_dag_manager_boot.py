@@ -18,23 +18,23 @@ from neo4j import AsyncDriver, AsyncGraphDatabase
 
 from qmtl.common.v1 import health_pb2
 from qmtl.runtime.endpoints import ServiceEndpoints
-from qmtl.runtime.graph_migrations import MIGRATIONS, GraphNames, run_migrations
+from qmtl.runtime.graph_migrations import (
+    MIGRATIONS,
+    GraphNames,
+    drop_prefixed_graph,
+    run_migrations,
+)
 from qmtl.runtime.graph_migrations.steps import TAG_INDEX_VERSION
 from qmtl.services.dag_manager.boot import COMPONENT, check_graph_schema
+from tests.contract.graphstore_neo4j import DATABASE, open_driver
 
-DATABASE = "neo4j"
 LOGGER = "qmtl.test.dag_manager.boot"
 TAG_INDEX = next(m.name for m in MIGRATIONS if m.version == TAG_INDEX_VERSION)
 
 
 @pytest.fixture
-async def driver(endpoints: ServiceEndpoints) -> AsyncIterator[AsyncDriver]:
-    driver = AsyncGraphDatabase.driver(
-        endpoints.neo4j_uri,
-        auth=(endpoints.neo4j_user, endpoints.neo4j_password),
-        notifications_min_severity="OFF",
-    )
-    await driver.verify_connectivity()
+async def driver() -> AsyncIterator[AsyncDriver]:
+    driver = await open_driver()
     yield driver
     await driver.close()
 
@@ -43,18 +43,7 @@ async def driver(endpoints: ServiceEndpoints) -> AsyncIterator[AsyncDriver]:
 async def names(driver: AsyncDriver) -> AsyncIterator[GraphNames]:
     names = GraphNames(f"B{uuid.uuid4().hex[:12]}")
     yield names
-    prefix = names.schema("")
-    # Constraints first: dropping one drops the index that backs it.
-    for kind, plural in (("CONSTRAINT", "CONSTRAINTS"), ("INDEX", "INDEXES")):
-        records, _, _ = await driver.execute_query(
-            f"SHOW {plural} YIELD name WHERE name STARTS WITH $p RETURN name",
-            p=prefix,
-            database_=DATABASE,
-        )
-        for r in records:
-            await driver.execute_query(f"DROP {kind} {r['name']} IF EXISTS", database_=DATABASE)
-    for label in (names.migration, names.lock):
-        await driver.execute_query(f"MATCH (n:{label}) DETACH DELETE n", database_=DATABASE)
+    await drop_prefixed_graph(driver, names, database=DATABASE)
 
 
 def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import pytest
 from neo4j import AsyncDriver
 
-from qmtl.dag.v1 import diff_result_pb2
+from qmtl.dag.v1 import diff_result_pb2, node_pb2
 from qmtl.runtime.endpoints import ServiceEndpoints
 from qmtl.runtime.errors import ErrorCode, QmtlError
 from qmtl.runtime.graph_migrations import GraphNames
@@ -23,6 +23,7 @@ from qmtl.runtime.graphstore import GraphChanges, NodeWrite, StoredNode
 from qmtl.runtime.graphstore.neo4j import Neo4jGraphStore
 from qmtl.runtime.topicadmin import InMemoryTopicAdmin
 from qmtl.services.dag_manager.diff import DiffService, topic_candidates
+from qmtl.services.dag_manager.diff.snapshot import snapshot_key
 from tests.contract.graphstore_neo4j import DATABASE, migrated_graph
 from tests.contract.graphstore_support import ManualClock
 from tests.unit.dag_manager.dag_builders import DagBuilder, chain
@@ -99,6 +100,39 @@ async def test_same_queues_after_a_restart_and_from_a_second_instance(graph: Gra
     assert all(s.ref_count == 2 for s in stored.values())
     assert await graph.count(graph.names.compute_node) == len(all_ids)
     assert await graph.count(graph.names.queue) == len(all_ids)
+
+
+async def test_a_resubmission_after_a_restart_replays_the_recorded_answer(graph: Graph) -> None:
+    builder, ids = strategy_dag()
+    async with AsyncExitStack() as stack:
+        _, first_service = await graph.instance(stack)
+        first = await first_service.diff(builder.request("strategy-a"))
+    async with AsyncExitStack() as stack:
+        store, restarted = await graph.instance(stack)
+        key = snapshot_key(builder.request("strategy-a"))
+        assert await store.snapshot("strategy-a", key) is not None
+        again = await restarted.diff(builder.request("strategy-a"))
+        assert queues(again) == queues(first)
+        assert list(again.reused_node_ids) == [n.node_id for n in builder.nodes]
+        # Another instance rewrites a node the record answered for: it lapses, and the full
+        # diff answers with what the graph now says.
+        _, other = await graph.instance(stack)
+        tagged = node_pb2.Node()
+        tagged.CopyFrom(builder.nodes[0])
+        tagged.tags.append("extra")
+        shared = DagBuilder()
+        shared.add(tagged)
+        await other.diff(shared.request("strategy-b"))
+        assert await store.snapshot("strategy-a", key) is None
+        after = await restarted.diff(builder.request("strategy-a"))
+    assert list(after.queue_map.queues[ids[0]].tags) == ["btc", "extra"]
+    assert await store_snapshot_is_back(graph, key)
+
+
+async def store_snapshot_is_back(graph: Graph, key: str) -> bool:
+    async with AsyncExitStack() as stack:
+        store, _ = await graph.instance(stack)
+        return await store.snapshot("strategy-a", key) is not None
 
 
 async def test_concurrent_diffs_of_one_new_dag_agree(graph: Graph) -> None:

@@ -15,19 +15,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from neo4j import AsyncDriver, AsyncGraphDatabase
+from neo4j import AsyncDriver
 
 from qmtl.runtime.endpoints import ServiceEndpoints
 from qmtl.runtime.graph_migrations import (
     HEAD_VERSION,
     MIGRATIONS,
     GraphNames,
+    UnprefixedGraph,
     check_at_head,
+    drop_prefixed_graph,
     migration_status,
     run_migrations,
 )
 from qmtl.runtime.graph_migrations.runner import _Lease
 from qmtl.runtime.graph_migrations.steps import InvalidGraphPrefix
+from tests.contract.graphstore_neo4j import open_driver
 from tests.integration.neo4j_sample import (
     DATABASE,
     expected_tagged_pairs,
@@ -42,13 +45,8 @@ ALL_VERSIONS = [m.version for m in MIGRATIONS]
 
 
 @pytest.fixture
-async def driver(endpoints: ServiceEndpoints) -> AsyncIterator[AsyncDriver]:
-    driver = AsyncGraphDatabase.driver(
-        endpoints.neo4j_uri,
-        auth=(endpoints.neo4j_user, endpoints.neo4j_password),
-        notifications_min_severity="OFF",
-    )
-    await driver.verify_connectivity()
+async def driver() -> AsyncIterator[AsyncDriver]:
+    driver = await open_driver()
     yield driver
     await driver.close()
 
@@ -57,31 +55,7 @@ async def driver(endpoints: ServiceEndpoints) -> AsyncIterator[AsyncDriver]:
 async def names(driver: AsyncDriver) -> AsyncIterator[GraphNames]:
     names = GraphNames(f"T{uuid.uuid4().hex[:12]}")
     yield names
-    schema_prefix = names.schema("")
-    records, _, _ = await driver.execute_query(
-        "SHOW CONSTRAINTS YIELD name WHERE name STARTS WITH $p RETURN name",
-        p=schema_prefix,
-        database_=DATABASE,
-    )
-    for r in records:
-        await driver.execute_query(f"DROP CONSTRAINT {r['name']} IF EXISTS", database_=DATABASE)
-    records, _, _ = await driver.execute_query(
-        "SHOW INDEXES YIELD name WHERE name STARTS WITH $p RETURN name",
-        p=schema_prefix,
-        database_=DATABASE,
-    )
-    for r in records:
-        await driver.execute_query(f"DROP INDEX {r['name']} IF EXISTS", database_=DATABASE)
-    for label in (
-        names.compute_node,
-        names.queue,
-        names.tag,
-        names.strategy,
-        names.tag_query_answer,
-        names.migration,
-        names.lock,
-    ):
-        await driver.execute_query(f"MATCH (n:{label}) DETACH DELETE n", database_=DATABASE)
+    await drop_prefixed_graph(driver, names, database=DATABASE)
 
 
 async def _records(driver: AsyncDriver, names: GraphNames) -> list[dict[str, Any]]:
@@ -274,3 +248,8 @@ async def test_check_at_head_reports_a_missing_tag_index(
 def test_label_prefix_must_be_a_plain_identifier(prefix: str) -> None:
     with pytest.raises(InvalidGraphPrefix):
         GraphNames(prefix)
+
+
+async def test_dropping_the_unprefixed_graph_is_refused(driver: AsyncDriver) -> None:
+    with pytest.raises(UnprefixedGraph):
+        await drop_prefixed_graph(driver, GraphNames(), database=DATABASE)

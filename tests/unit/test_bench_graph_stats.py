@@ -124,6 +124,7 @@ def test_render_prints_every_column_the_ratios_and_the_goal_verdicts() -> None:
             "dag_nodes": 1000,
             "first_submit": _summary(500.0),
             "resubmit": _summary(50.0),
+            "peer_submit": _summary(60.0),
             "first_submit_store_ms": {"apply": 400.0},
             "resubmit_store_ms": {},
         },

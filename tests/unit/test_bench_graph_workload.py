@@ -122,9 +122,10 @@ async def test_diff_rounds_time_first_submits_and_resubmits_and_split_store_time
     service = DiffService(cast(GraphStore, timing), InMemoryTopicAdmin())
     requests = [diff_request(f"s{r}", f"v{r}", 40, vocab) for r in range(2)]
     samples = await diff_rounds(service, requests, 3, lambda _: None, timing)
-    assert (len(samples.first), len(samples.resubmit)) == (2, 6)
+    assert (len(samples.first), len(samples.resubmit), len(samples.peer)) == (2, 6, 6)
     assert {"get_nodes", "apply"} <= set(samples.first_store)
-    assert {"get_nodes", "apply"} <= set(samples.resubmit_store)
+    # Resubmissions are answered from the recorded snapshot: one read, no rewrite.
+    assert set(samples.resubmit_store) == {"snapshot"}
 
 
 async def test_diff_rounds_refuse_a_first_submit_that_reused_nodes() -> None:

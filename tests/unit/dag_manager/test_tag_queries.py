@@ -21,8 +21,9 @@ from qmtl.runtime.graphstore import (
     TaggedQueue,
 )
 from qmtl.services.dag_manager.events import InMemoryEventSink
-from qmtl.services.dag_manager.tag_queries import TagQueryService, Touched
+from qmtl.services.dag_manager.tag_queries import TagQueryService
 from qmtl.services.dag_manager.tag_query_rules import MAX_QUERY_TAGS, TagQueryKey
+from qmtl.services.dag_manager.touched import Touched
 from tests.contract.graphstore_support import ManualClock, node
 
 ANY = match_mode_pb2.MATCH_MODE_ANY

@@ -5,6 +5,7 @@
 and `qmtl migrate` run.
 """
 
+from qmtl.runtime.graph_migrations.prefixed import UnprefixedGraph, drop_prefixed_graph
 from qmtl.runtime.graph_migrations.runner import (
     IndexNotOnline,
     MigrationError,
@@ -29,7 +30,9 @@ __all__ = [
     "MigrationLockTimeout",
     "MigrationReport",
     "MigrationStatus",
+    "UnprefixedGraph",
     "check_at_head",
+    "drop_prefixed_graph",
     "migration_status",
     "plan",
     "run_migrations",

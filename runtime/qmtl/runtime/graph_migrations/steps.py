@@ -59,6 +59,11 @@ class GraphNames:
         return self.label("TagQueryAnswer")
 
     @property
+    def data_labels(self) -> tuple[str, ...]:
+        """The labels the graph store writes (not the migration bookkeeping)."""
+        return (self.compute_node, self.queue, self.tag, self.strategy, self.tag_query_answer)
+
+    @property
     def migration(self) -> str:
         return self.label("SchemaMigration")
 

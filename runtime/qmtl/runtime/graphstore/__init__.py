@@ -16,7 +16,10 @@ from .errors import (
 from .memory import InMemoryGraphStore
 from .model import (
     MAX_BATCH,
+    MAX_SNAPSHOT_BYTES,
+    NOT_STORED,
     Applied,
+    DiffSnapshot,
     GraphChanges,
     NodeWrite,
     Orphan,
@@ -28,7 +31,10 @@ from .port import GraphStore, MatchMode
 
 __all__ = [
     "MAX_BATCH",
+    "MAX_SNAPSHOT_BYTES",
+    "NOT_STORED",
     "Applied",
+    "DiffSnapshot",
     "GraphBatchTooLargeError",
     "GraphChanges",
     "GraphStore",

@@ -15,7 +15,9 @@ from qmtl.common.v1 import match_mode_pb2
 
 from .errors import MissingDependencyError, TopicConflictError, UnknownNodeError
 from .model import (
+    NOT_STORED,
     Applied,
+    DiffSnapshot,
     GraphChanges,
     NodeWrite,
     Orphan,
@@ -43,6 +45,9 @@ class _Node:
     created_at: float
     strategies: set[str] = field(default_factory=set)
     orphaned_since: float | None = None
+    # Bumped by every write that changes tags, schema_hash or is_global: a snapshot records
+    # the sum over its strategy's nodes and holds only while the sum does.
+    rev: int = 0
 
     def stored(self) -> StoredNode:
         s = self.spec
@@ -62,7 +67,15 @@ class _Node:
             created_at=self.created_at,
             ref_count=len(self.strategies),
             orphaned_since=self.orphaned_since,
+            rev=self.rev,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class _Snapshot:
+    snapshot: DiffSnapshot
+    count: int  # nodes the strategy used when it was recorded
+    revs: int  # the sum of their revs then
 
 
 class InMemoryGraphStore:
@@ -73,6 +86,7 @@ class InMemoryGraphStore:
         self._by_tag: dict[str, set[str]] = {}
         self._strategies: dict[str, set[str]] = {}  # strategy_id -> node ids
         self._answers: dict[str, tuple[int, str]] = {}  # tag-query key -> (version, etag)
+        self._snapshots: dict[str, _Snapshot] = {}  # strategy_id -> its last diff's answer
 
     async def apply(self, changes: GraphChanges) -> Applied:
         check_changes(changes)
@@ -90,6 +104,7 @@ class InMemoryGraphStore:
                 )
         if changes.refs is not None:
             self._check_known(changes.refs, written, "refs.")
+        keep_snapshot = changes.snapshot is not None and self._still_seen(changes.snapshot)
         # Everything is checked; from here on nothing can fail.
         now = self._clock()
         topics: dict[str, str] = {}
@@ -108,16 +123,45 @@ class InMemoryGraphStore:
                 self._nodes[node.node_id] = record
                 self._topics[node.topic] = node.node_id
                 created.append(node.node_id)
-            else:
+            elif (
+                record.schema_hash != node.schema_hash
+                or record.is_global != node.is_global
+                or not record.tags.issuperset(node.tags)
+            ):
                 record.schema_hash = node.schema_hash
                 record.is_global = node.is_global
+                record.rev += 1
             for tag in node.tags:
                 record.tags.add(tag)
                 self._by_tag.setdefault(tag, set()).add(node.node_id)
             topics[node.node_id] = record.spec.topic
         if changes.refs is not None:
-            self._add_refs(changes.refs.strategy_id, changes.refs.node_ids)
+            strategy_id = changes.refs.strategy_id
+            self._add_refs(strategy_id, changes.refs.node_ids)
+            self._snapshots.pop(strategy_id, None)
+            if changes.snapshot is not None and keep_snapshot:
+                count, revs = self._fingerprint(strategy_id)
+                self._snapshots[strategy_id] = _Snapshot(changes.snapshot, count, revs)
         return Applied(topics=topics, created=tuple(created))
+
+    async def snapshot(self, strategy_id: str, key: str) -> bytes | None:
+        recorded = self._snapshots.get(strategy_id)
+        if recorded is None or recorded.snapshot.key != key:
+            return None
+        if self._fingerprint(strategy_id) != (recorded.count, recorded.revs):
+            return None
+        return recorded.snapshot.payload
+
+    def _still_seen(self, snapshot: DiffSnapshot) -> bool:
+        for node_id, rev in snapshot.seen.items():
+            record = self._nodes.get(node_id)
+            if (NOT_STORED if record is None else record.rev) != rev:
+                return False
+        return True
+
+    def _fingerprint(self, strategy_id: str) -> tuple[int, int]:
+        members = self._strategies.get(strategy_id, set())
+        return len(members), sum(self._nodes[nid].rev for nid in members)
 
     async def get_nodes(self, node_ids: Sequence[str]) -> dict[str, StoredNode]:
         check_ids("node_ids", node_ids)
@@ -160,6 +204,7 @@ class InMemoryGraphStore:
 
     async def release_strategy(self, strategy_id: str) -> list[str]:
         now = self._clock()
+        self._snapshots.pop(strategy_id, None)
         orphaned = []
         for nid in self._strategies.pop(strategy_id, set()):
             record = self._nodes.get(nid)

@@ -7,12 +7,15 @@ DAG Manager maps them onto QueueDescriptor / QueueUpdated at its edge.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 # Entries per call (nodes of a change set, ids of a lookup, topics of a delete). One call is
 # one transaction; this keeps a Neo4j UNWIND batch and its memory bounded. Documented in
 # docs/operations/graph-store.md.
 MAX_BATCH = 10_000
+# Bytes of one DiffSnapshot payload (a 10,000-node queue map is about 1.5 MB).
+MAX_SNAPSHOT_BYTES = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,11 +49,35 @@ class StrategyRefs:
 
 
 @dataclass(frozen=True, slots=True)
+class DiffSnapshot:
+    """A diff's answer, kept with the strategy it was for, so that an identical resubmission
+    can be answered without revisiting every node (GraphStore.snapshot).
+
+    `key` names the request (the diff hashes the DAG and its checksum); `payload` is opaque
+    to the store."""
+
+    key: str
+    payload: bytes
+    # What the diff built `payload` from: the rev of each node it read (NOT_STORED for those it
+    # found absent and creates). The store records the snapshot only if the graph still says
+    # exactly that when the change set is applied, so a payload never outlives a change it
+    # did not see (a racing writer's tags, a node another instance created first).
+    seen: Mapping[str, int] = field(default_factory=dict)
+
+
+NOT_STORED = -1  # DiffSnapshot.seen: the diff found no such node
+
+
+@dataclass(frozen=True, slots=True)
 class GraphChanges:
-    """Everything one diff persists, applied all or nothing."""
+    """Everything one diff persists, applied all or nothing.
+
+    With `refs`, the change set also replaces the strategy's snapshot: by `snapshot`, or by
+    none. A snapshot needs `refs` (it belongs to that strategy)."""
 
     nodes: tuple[NodeWrite, ...] = ()
     refs: StrategyRefs | None = None
+    snapshot: DiffSnapshot | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +107,7 @@ class StoredNode:
     created_at: float  # epoch seconds, of the node and its queue
     ref_count: int  # strategies using the node
     orphaned_since: float | None  # when ref_count last became 0; None while referenced
+    rev: int = 0  # bumped by every write that changes tags, schema_hash or is_global
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,6 +31,9 @@ class Statements:
     orphans: str
     delete_queues: str
     record_answer: str
+    write_snapshot: str
+    clear_snapshot: str
+    read_snapshot: str
 
 
 def _lookup(n: GraphNames, *, all_tags: bool) -> str:
@@ -74,7 +77,7 @@ _TAGGED_ROW = "[q.topic, c.node_id, c.interval, c.tags, c.global]"
 _STORED_ROW = (
     "[c.node_id, c.node_type, q.topic, c.interval, c.period, c.tags, c.dependencies, "
     "c.code_hash, c.schema_compat_id, c.schema_hash, c.params_canon, c.global, c.created_at, "
-    "COUNT { (c)<-[:USES]-() }, c.orphaned_since]"
+    "COUNT { (c)<-[:USES]-() }, c.orphaned_since, coalesce(c.rev, 0)]"
 )
 _ORPHAN_ROW = (
     "[q.topic, c.node_id, c.node_type, c.interval, c.tags, c.created_at, c.orphaned_since]"
@@ -94,7 +97,8 @@ def statements(n: GraphNames) -> Statements:
         read_nodes=(
             f"UNWIND $ids AS id MATCH (c:{cn} {{node_id: id}}) "
             f"OPTIONAL MATCH (c)-[:EMITS]->(q:{queue}) "
-            "RETURN collect([c.node_id, q.topic, c.tags, c.schema_hash, c.global]) AS rows"
+            "RETURN collect([c.node_id, q.topic, c.tags, c.schema_hash, c.global, "
+            "coalesce(c.rev, 0)]) AS rows"
         ),
         topic_owners=(
             f"UNWIND $topics AS topic MATCH (c:{cn})-[:EMITS]->(q:{queue} {{topic: topic}}) "
@@ -110,7 +114,8 @@ def statements(n: GraphNames) -> Statements:
         ),
         update_nodes=(
             f"UNWIND $rows AS r MATCH (c:{cn} {{node_id: r.node_id}}) "
-            "SET c.tags = r.tags, c.schema_hash = r.schema_hash, c.global = r.global"
+            "SET c.tags = r.tags, c.schema_hash = r.schema_hash, c.global = r.global, "
+            "c.rev = coalesce(c.rev, 0) + 1"
         ),
         # $pairs come sorted by (tag, node_id): every writer locks Tag nodes in the same
         # order, so two applies sharing tags wait for each other instead of deadlocking.
@@ -160,5 +165,26 @@ def statements(n: GraphNames) -> Statements:
             "WITH a, (a.version = 0 OR a.etag <> $etag) AS changed "
             "SET a.version = a.version + CASE WHEN changed THEN 1 ELSE 0 END, a.etag = $etag "
             "REMOVE a.lock_probe RETURN a.version AS version, changed"
+        ),
+        # A snapshot holds while the strategy's nodes are the same set with the same sum of
+        # revs (every rewrite of a node bumps its rev; refs only grow until a release, which
+        # clears the snapshot): one aggregate over the USES edges, no rows to the client.
+        write_snapshot=(
+            f"MATCH (s:{n.strategy} {{strategy_id: $strategy_id}}) "
+            f"OPTIONAL MATCH (s)-[:USES]->(c:{cn}) "
+            "WITH s, count(c) AS used, sum(coalesce(c.rev, 0)) AS revs "
+            "SET s.snapshot_key = $key, s.snapshot_payload = $payload, "
+            "s.snapshot_count = used, s.snapshot_revs = revs"
+        ),
+        clear_snapshot=(
+            f"MATCH (s:{n.strategy} {{strategy_id: $strategy_id}}) "
+            "REMOVE s.snapshot_key, s.snapshot_payload, s.snapshot_count, s.snapshot_revs"
+        ),
+        read_snapshot=(
+            f"MATCH (s:{n.strategy} {{strategy_id: $strategy_id}}) WHERE s.snapshot_key = $key "
+            f"OPTIONAL MATCH (s)-[:USES]->(c:{cn}) "
+            "WITH s, count(c) AS used, sum(coalesce(c.rev, 0)) AS revs "
+            "WHERE used = s.snapshot_count AND revs = s.snapshot_revs "
+            "RETURN s.snapshot_payload AS payload"
         ),
     )

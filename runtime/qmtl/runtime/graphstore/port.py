@@ -33,7 +33,9 @@ MatchMode: TypeAlias = match_mode_pb2.MatchMode.ValueType
 
 class GraphStore(Protocol):
     async def apply(self, changes: GraphChanges) -> Applied:
-        """Writes `changes.nodes` (MERGE by node_id) and then `changes.refs`, atomically.
+        """Writes `changes.nodes` (MERGE by node_id), then `changes.refs` and the strategy's
+        snapshot (`changes.snapshot` if every rev it `seen` still holds before the writes,
+        else none), atomically.
 
         Raises InvalidGraphInputError (malformed or duplicated entries), GraphBatchTooLargeError,
         MissingDependencyError (a dependency neither stored nor in `nodes`),
@@ -52,6 +54,14 @@ class GraphStore(Protocol):
         """Queues of nodes carrying any (MATCH_MODE_ANY, also for UNSPECIFIED) or all
         (MATCH_MODE_ALL) of `tags`, with that `interval` (0 = any interval), sorted by topic.
         No tags means no queues. Orphans are included: they still exist until GC drops them."""
+        ...
+
+    async def snapshot(self, strategy_id: str, key: str) -> bytes | None:
+        """The payload of the snapshot the strategy's last `apply` recorded, if its key is
+        `key` and what it answered for still holds: the strategy uses exactly the nodes it
+        used then (refs only grow until a release, which drops the snapshot) and none of them
+        has been rewritten since (new tags, schema_hash or is_global, by any strategy).
+        Otherwise, or for an unknown strategy, None."""
         ...
 
     async def add_strategy_refs(self, strategy_id: str, node_ids: Sequence[str]) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .errors import GraphBatchTooLargeError, InvalidGraphInputError
-from .model import MAX_BATCH, GraphChanges, NodeWrite, StrategyRefs
+from .model import MAX_BATCH, MAX_SNAPSHOT_BYTES, GraphChanges, NodeWrite, StrategyRefs
 
 
 def check_batch(what: str, count: int) -> None:
@@ -75,3 +75,18 @@ def check_changes(changes: GraphChanges) -> None:
         topics.add(node.topic)
     if changes.refs is not None:
         check_refs(changes.refs)
+    if changes.snapshot is not None:
+        if changes.refs is None:
+            raise InvalidGraphInputError(
+                "a snapshot belongs to a strategy: give refs with it", field="snapshot"
+            )
+        if not changes.snapshot.key:
+            raise InvalidGraphInputError("must not be empty", field="snapshot.key")
+        check_snapshot_payload(len(changes.snapshot.payload))
+
+
+def check_snapshot_payload(size: int) -> None:
+    if size > MAX_SNAPSHOT_BYTES:
+        raise GraphBatchTooLargeError(
+            f"{size} bytes, the limit is {MAX_SNAPSHOT_BYTES}", field="snapshot.payload"
+        )

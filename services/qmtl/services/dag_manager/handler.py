@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 from qmtl.dag.v1 import compute_node_pb2, node_pb2, node_spec_pb2
 from qmtl.dagmanager.v1 import (
@@ -23,15 +23,16 @@ from qmtl.dagmanager.v1.dag_manager_service_handler import DagManagerServiceBase
 from qmtl.runtime import nodeid
 from qmtl.runtime.errors import QmtlError
 from qmtl.runtime.gen import Context
-from qmtl.runtime.graphstore import MAX_BATCH, GraphStore, GraphStoreError, StoredNode
+from qmtl.runtime.graphstore import GraphStore, GraphStoreError, StoredNode
 from qmtl.runtime.topicadmin import TopicAdmin
 
 from .diff import DiffService
 from .events import DEFAULT_SOURCE, EventSink
 from .gc import GarbageCollector
 from .release import release_strategy
-from .tag_queries import TagQueryService, Touched
+from .tag_queries import TagQueryService
 from .tag_query_rules import MAX_INTERVAL
+from .touched import Touched
 
 _log = logging.getLogger(__name__)
 
@@ -65,14 +66,12 @@ class DagManagerHandler(DagManagerServiceBase):
     async def diff(
         self, request: diff_messages_pb2.DiffRequest, ctx: Context
     ) -> diff_messages_pb2.DiffResponse:
-        known = None if request.dry_run else await self._known_tags(request)
-        result = await self._diff.diff(request)
+        outcome = await self._diff.run(request)
         if not request.dry_run:
             for node in request.dag.nodes:
                 self._track_query(node)
-            touched = _touched_by_diff(request, set(result.new_node_ids), known)
-            await self._refresh(touched, "diff of " + request.strategy_id)
-        return diff_messages_pb2.DiffResponse(result=result)
+            await self._refresh(list(outcome.touched), "diff of " + request.strategy_id)
+        return diff_messages_pb2.DiffResponse(result=outcome.result)
 
     async def release_strategy(
         self, request: release_messages_pb2.ReleaseStrategyRequest, ctx: Context
@@ -118,20 +117,6 @@ class DagManagerHandler(DagManagerServiceBase):
             )
         return node_messages_pb2.GetNodeResponse(node=compute_node(stored))
 
-    async def _known_tags(
-        self, request: diff_messages_pb2.DiffRequest
-    ) -> dict[str, frozenset[str]] | None:
-        """The stored tags of the DAG's nodes before the diff, to tell which reused nodes it
-        tags anew; None if they cannot be read (then every node counts as touched)."""
-        ids = sorted({node.node_id for node in request.dag.nodes if node.node_id})
-        if not ids or len(ids) > MAX_BATCH:
-            return None  # nothing to read, or a DAG the diff refuses as too large
-        try:
-            stored = await self._store.get_nodes(ids)
-        except GraphStoreError:
-            return None  # the diff itself reports the store's state
-        return {nid: frozenset(node.tags) for nid, node in stored.items()}
-
     def _track_query(self, node: node_pb2.Node) -> None:
         spec = node.spec
         if spec.HasField("tag_query") and nodeid.is_tag_query(node.kind, spec.node_type):
@@ -147,21 +132,6 @@ class DagManagerHandler(DagManagerServiceBase):
             # The change itself is stored; failing the rpc would make the caller retry a diff
             # or sweep that then touches nothing. The queries stay queued for the next refresh.
             _log.warning("tag-query refresh after %s failed: %s", cause, error)
-
-
-def _touched_by_diff(
-    request: diff_messages_pb2.DiffRequest,
-    created: set[str],
-    known: Mapping[str, frozenset[str]] | None,
-) -> list[Touched]:
-    """Nodes whose presence in tag-query answers the diff may have changed: those it created
-    and those it gave a tag they did not have (a node's stored tags only grow)."""
-    touched = []
-    for node in request.dag.nodes:
-        before = None if known is None else known.get(node.node_id)
-        if node.node_id in created or before is None or not before.issuperset(node.tags):
-            touched.append(Touched(tuple(node.tags), node.spec.interval))
-    return touched
 
 
 def compute_node(stored: StoredNode) -> compute_node_pb2.ComputeNode:

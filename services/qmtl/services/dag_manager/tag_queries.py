@@ -13,7 +13,6 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 
 from qmtl.dag.v1 import queue_pb2
 from qmtl.events.v1 import queue_events_pb2
@@ -22,6 +21,7 @@ from qmtl.runtime.graphstore import GraphStore, GraphStoreError, TaggedQueue
 
 from .events import DEFAULT_SOURCE, EventSink, make_event
 from .tag_query_rules import ANY, TagQueryKey, answer_etag, normalise_query
+from .touched import Touched
 
 QueueUpdated = queue_events_pb2.QueueUpdated
 _log = logging.getLogger(__name__)
@@ -32,14 +32,6 @@ _log = logging.getLogger(__name__)
 MAX_TRACKED_QUERIES = 10_000
 # Reads of one answer per resolve when the graph keeps changing under it (see `_record`).
 MAX_RECORD_ATTEMPTS = 3
-
-
-@dataclass(frozen=True, slots=True)
-class Touched:
-    """A node whose presence in answers changed: created, tagged anew, or deleted."""
-
-    tags: tuple[str, ...]
-    interval: int
 
 
 def descriptors(queues: Sequence[TaggedQueue]) -> list[queue_pb2.QueueDescriptor]:

@@ -12,15 +12,21 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
-from qmtl.dag.v1 import diff_result_pb2
+from google.protobuf.message import DecodeError
+
+from qmtl.dag.v1 import diff_result_pb2, node_pb2
 from qmtl.dagmanager.v1 import diff_messages_pb2
+from qmtl.runtime import nodeid
 from qmtl.runtime.errors import QmtlError
 from qmtl.runtime.graphstore import (
     MAX_BATCH,
+    DiffSnapshot,
     GraphChanges,
     GraphStore,
     GraphStoreError,
+    MatchMode,
     StoredNode,
     StrategyRefs,
     TaggedQueue,
@@ -28,12 +34,14 @@ from qmtl.runtime.graphstore import (
 )
 from qmtl.runtime.topicadmin import TopicAdmin, TopicAdminError, topic_spec_for
 
+from ..touched import Touched
 from .errors import ErrorCode, dag_invalid, diff_error
 from .limits import DiffLimits
 from .naming import TopicNamesExhausted, version_of
 from .plan import NodePlan, Planner
-from .result import buffer_instruction, build_result
-from .validate import ParsedNode, ValidatedDag, validate_request
+from .result import buffer_instruction, build_result, resolved
+from .snapshot import record, recorded_result, snapshot_key
+from .validate import ValidatedDag, validate_request
 
 _CONFLICT_FIELD = re.compile(r"nodes\[(\d+)\]\.topic")
 
@@ -53,6 +61,16 @@ class DiffService:
         self._limits = limits if limits is not None else DiffLimits()
 
     async def diff(self, request: diff_messages_pb2.DiffRequest) -> diff_result_pb2.DiffResult:
+        return (await self.run(request)).result
+
+    async def run(self, request: diff_messages_pb2.DiffRequest) -> DiffOutcome:
+        """The diff, and which nodes it put into tag-query answers (for their refresh)."""
+        key = None
+        if not request.dry_run and request.strategy_id:
+            key = snapshot_key(request)
+            replayed = await self._replay(request, key)
+            if replayed is not None:
+                return DiffOutcome(replayed, ())
         checked = validate_request(request, self._limits)
         version = version_of(request.dag.meta)
         stored = await self._lookup(checked)
@@ -75,11 +93,16 @@ class DiffService:
                 request.strategy_id,
                 tuple(p.node_id for p in checked.nodes) + tuple(checked.external),
             )
-            topics, created = await self._persist(planner, plans, refs)
+            assert key is not None
+            topics, created = await self._persist(
+                planner, plans, refs, lambda: record(key, request, plans, checked.crc32, version)
+            )
             # A node another DAG Manager created first is reused here, buffering or not.
             buffers = [b for b in buffers if b.node_id not in created]
-        tag_queries = await self._resolve_tag_queries(checked.nodes)
-        return build_result(
+        tag_queries = await self._resolve_tag_queries(
+            [_query_of(p.node, p.node_id) for p in checked.nodes if p.is_tag_query]
+        )
+        result = build_result(
             strategy_id=request.strategy_id,
             plans=plans,
             topics=topics,
@@ -90,6 +113,32 @@ class DiffService:
             version=version,
             dry_run=request.dry_run,
         )
+        touched = () if request.dry_run else _touched(plans, created)
+        return DiffOutcome(result, touched)
+
+    async def _replay(
+        self, request: diff_messages_pb2.DiffRequest, key: str
+    ) -> diff_result_pb2.DiffResult | None:
+        """The recorded answer to these exact bytes, if it still holds, with fresh tag-query
+        answers; None sends the request down the full diff."""
+        try:
+            payload = await self._store.snapshot(request.strategy_id, key)
+        except GraphStoreError as exc:
+            raise exc.to_qmtl_error() from None
+        if payload is None:
+            return None
+        try:
+            result = recorded_result(payload)
+        except DecodeError:
+            return None  # not ours to fail on: the full diff answers and records it anew
+        queries = [
+            _query_of(node, node.node_id)
+            for node in request.dag.nodes
+            if nodeid.is_tag_query(node.kind, node.spec.node_type)
+        ]
+        for node_id, queues in (await self._resolve_tag_queries(queries)).items():
+            result.queue_map.tag_queries[node_id].CopyFrom(resolved(queues))
+        return result
 
     async def _lookup(self, checked: ValidatedDag) -> dict[str, StoredNode]:
         ids = [p.node_id for p in checked.nodes] + list(checked.external)
@@ -109,14 +158,21 @@ class DiffService:
         return stored
 
     async def _persist(
-        self, planner: Planner, plans: list[NodePlan], refs: StrategyRefs
+        self,
+        planner: Planner,
+        plans: list[NodePlan],
+        refs: StrategyRefs,
+        snapshot: Callable[[], DiffSnapshot],
     ) -> tuple[dict[str, str], set[str]]:
-        """Topics first, then one graph transaction; returns the stored topic of every node and
-        the ids this call created."""
+        """Topics first, then one graph transaction (with the answer a resubmission will get:
+        `snapshot`, built per attempt since a rename changes it); returns the stored topic of
+        every node and the ids this call created."""
         ensured: set[str] = set()
         for _ in range(self._limits.max_apply_attempts):
             await self._ensure_topics([p for p in plans if p.stored is None], ensured)
-            changes = GraphChanges(nodes=tuple(p.write() for p in plans), refs=refs)
+            changes = GraphChanges(
+                nodes=tuple(p.write() for p in plans), refs=refs, snapshot=snapshot()
+            )
             try:
                 applied = await self._store.apply(changes)
             except TopicConflictError as exc:
@@ -157,20 +213,45 @@ class DiffService:
         except TopicNamesExhausted as exhausted:
             raise _names_exhausted(exhausted) from None
 
-    async def _resolve_tag_queries(
-        self, nodes: Sequence[ParsedNode]
-    ) -> dict[str, list[TaggedQueue]]:
+    async def _resolve_tag_queries(self, queries: Sequence[_Query]) -> dict[str, list[TaggedQueue]]:
         answers: dict[str, list[TaggedQueue]] = {}
         try:
-            for p in nodes:
-                if p.is_tag_query:
-                    query = p.node.spec.tag_query
-                    answers[p.node_id] = await self._store.queues_by_tags(
-                        sorted(set(query.tags)), p.query_interval, query.match_mode
-                    )
+            for node_id, tags, interval, match_mode in queries:
+                answers[node_id] = await self._store.queues_by_tags(tags, interval, match_mode)
         except GraphStoreError as exc:
             raise exc.to_qmtl_error() from None
         return answers
+
+
+@dataclass(frozen=True, slots=True)
+class DiffOutcome:
+    result: diff_result_pb2.DiffResult
+    # Nodes this diff added to tag-query answers: created, or given a tag they lacked.
+    # Empty for a dry run and for a replayed resubmission (it changed nothing).
+    touched: tuple[Touched, ...]
+
+
+# (node_id, sorted distinct tags, interval, match mode) of one tag-query node.
+_Query = tuple[str, list[str], int, MatchMode]
+
+
+def _query_of(node: node_pb2.Node, node_id: str) -> _Query:
+    spec = node.spec
+    query = spec.tag_query
+    return node_id, sorted(set(query.tags)), spec.interval or query.interval, query.match_mode
+
+
+def _touched(plans: Sequence[NodePlan], created: set[str]) -> tuple[Touched, ...]:
+    touched = []
+    for plan in plans:
+        node = plan.parsed.node
+        if (
+            plan.parsed.node_id in created
+            or plan.stored is None
+            or not set(plan.stored.tags).issuperset(node.tags)
+        ):
+            touched.append(Touched(tuple(node.tags), node.spec.interval))
+    return tuple(touched)
 
 
 def _names_exhausted(exc: TopicNamesExhausted) -> QmtlError:
