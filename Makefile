@@ -92,9 +92,9 @@ test: services-up check-generated
 
 bench: services-up
 	@echo "==> bench [1/3 queue]: work queue vs a raw redis-py baseline (same Redis, same fsync policy)"
-	@$(BIN)/python bench/queue/run.py $(BENCH_ARGS)
+	@$(BIN)/python -m bench.queue.run $(BENCH_ARGS)
 	@echo "==> bench [2/3 http]: generated GET route vs a bare Starlette route (same bytes, same server)"
-	@$(BIN)/python bench/http/run.py
+	@$(BIN)/python -m bench.http.run
 	@echo "==> bench [3/3 graph]: tag lookup at 100k nodes with vs without the TAG index; 1,000-node diff (Neo4j)"
 	@$(BIN)/python -m bench.graph.run $(GRAPH_BENCH_ARGS)
 

@@ -33,6 +33,7 @@ from typing import Any, cast
 
 from neo4j import AsyncDriver
 
+from bench.results import RESULTS, merge_report
 from qmtl.runtime.endpoints import ServiceEndpoints
 from qmtl.runtime.graph_migrations import GraphNames
 from qmtl.runtime.graphstore import GraphStore
@@ -60,11 +61,9 @@ from .measure import (
     store_lookups,
     timed,
 )
-from .stats import Summary, format_ratio, format_table, merge_report, ratio, summarize
+from .stats import Summary, format_ratio, format_table, ratio, summarize
 from .workload import Lookup, Vocabulary, catalogue_nodes, lookups, vocabulary
 
-ROOT = Path(__file__).resolve().parents[2]
-RESULTS = ROOT / "bench" / "results" / "latest.json"
 SECTION = "graph"
 NODES_PER_SYMBOL = 20  # 100k nodes -> 5,000 symbols, as a market-data catalogue might hold
 WARMUP_LOOKUPS = 20  # per column, not counted: plan cache and page cache

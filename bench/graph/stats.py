@@ -1,23 +1,15 @@
-"""The pure parts of the graph bench: percentiles, summaries, ratios and the results file."""
+"""The pure parts of the graph bench: percentiles, summaries and ratios (the results file is
+bench/results.py)."""
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
-from typing import Any
 
 
 class BenchStatsError(Exception):
     """A statistic asked of no samples or with an out-of-range parameter (a bench bug)."""
-
-
-class BenchReportError(Exception):
-    """The results file exists but is not a JSON object, so merging into it would clobber it."""
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -79,29 +71,3 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
         )
 
     return "\n".join([line(headers), line(["-" * w for w in widths]), *map(line, rows)])
-
-
-def merge_report(path: Path, section: str, figures: Mapping[str, Any]) -> dict[str, Any]:
-    """Puts `figures` under `section` of the JSON object in `path`, keeping every other
-    section (other benches write theirs there too); atomic, so a crash leaves the old file."""
-    report: dict[str, Any] = {}
-    if path.exists():
-        try:
-            loaded = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise BenchReportError(f"{path} is not valid JSON ({exc}); not overwriting") from None
-        if not isinstance(loaded, dict):
-            raise BenchReportError(f"{path} holds a {type(loaded).__name__}, not an object")
-        report = loaded
-    report[section] = dict(figures)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(report, out, indent=2, sort_keys=True)
-            out.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return report

@@ -1,6 +1,6 @@
 """Requests/s of a generated GET route against a bare Starlette route returning the same bytes.
 
-    .venv/bin/python bench/http/run.py [--requests 5000] [--connections 16] [--rounds 30]
+    .venv/bin/python -m bench.http.run [--requests 5000] [--connections 16] [--rounds 30]
 
 Each app runs in its own uvicorn process on 127.0.0.1; this process is the load generator: a
 raw asyncio HTTP/1.1 client holding keep-alive connections, sending one request at a time per
@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
+
+from bench.results import RESULTS, merge_report
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "golden" / "fixtures"
@@ -272,6 +274,19 @@ def main(argv: list[str] | None = None) -> None:
             f"  ratio {name}/bare = {ratios[name]:.2f} by req/s (median of rounds), "
             f"{cpu_us['bare'] / cpu_us[name]:.2f} by server CPU per request ({note})"
         )
+    figures = {
+        "rounds": args.rounds,
+        "requests_per_round": args.requests,
+        "req_per_s": {name: round(median[name], 1) for name in APPS},
+        "server_cpu_us_per_req": {name: round(cpu_us[name], 2) for name in APPS},
+        "ratio_by_req_per_s": {name: round(ratios[name], 3) for name in APPS if name != "bare"},
+        "ratio_by_cpu": {
+            name: round(cpu_us["bare"] / cpu_us[name], 3) for name in APPS if name != "bare"
+        },
+        "goal_generated_ratio": 0.85,
+    }
+    merge_report(RESULTS, "http", figures)
+    print(f"figures merged into {RESULTS} under 'http'")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Work-queue throughput: our Redis adapter against the minimal unsafe redis-py equivalent.
 
-    python bench/queue/run.py [--jobs N] [--batch-jobs N] [--rounds R] [--max-processes P]
+    python -m bench.queue.run [--jobs N] [--batch-jobs N] [--rounds R] [--max-processes P]
 
 Each job goes enqueue -> lease -> complete. The baseline does the least that moves a job
 through Redis, with none of the guarantees (no lease deadline, no idempotency, no retry, no
@@ -34,6 +34,7 @@ from typing import Any
 
 import redis.asyncio as redis
 
+from bench.results import RESULTS, merge_report
 from qmtl.runtime.endpoints import ServiceEndpoints
 from qmtl.runtime.workqueue import (
     Completion,
@@ -294,16 +295,29 @@ def main() -> None:
             f"{statistics.median(row.baseline):>12,.0f}{row.ratio:>8.2f}   "
             f">= {goal:.2f} {verdict}"
         )
-    if args.max_processes < 1:
-        return
-    print()
-    print(f"run_worker processes draining {args.process_jobs} pre-filled jobs (no-op handler):")
-    single = None
-    for workers in range(1, args.max_processes + 1):
-        rate = processes_run(args, workers)
-        single = single or rate
-        label = f"{workers} process{'es' if workers > 1 else ''}"
-        print(f"  {label:14}{rate:>12,.0f}   x{rate / single:.2f}")
+    figures: dict[str, object] = {
+        row.name: {
+            "ours_jobs_per_s": round(statistics.median(row.ours), 1),
+            "baseline_jobs_per_s": round(statistics.median(row.baseline), 1),
+            "ratio": round(row.ratio, 3),
+            "goal": GOALS[row.name],
+        }
+        for row in rows
+    }
+    processes: dict[str, float] = {}
+    if args.max_processes >= 1:
+        print()
+        print(f"run_worker processes draining {args.process_jobs} pre-filled jobs (no-op handler):")
+        single = None
+        for workers in range(1, args.max_processes + 1):
+            rate = processes_run(args, workers)
+            single = single or rate
+            label = f"{workers} process{'es' if workers > 1 else ''}"
+            print(f"  {label:14}{rate:>12,.0f}   x{rate / single:.2f}")
+            processes[str(workers)] = round(rate, 1)
+    figures["processes_jobs_per_s"] = processes
+    merge_report(RESULTS, "queue", figures)
+    print(f"\nfigures merged into {RESULTS} under 'queue'")
 
 
 def parse_args() -> argparse.Namespace:

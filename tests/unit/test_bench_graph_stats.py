@@ -10,15 +10,14 @@ import pytest
 
 from bench.graph import run
 from bench.graph.stats import (
-    BenchReportError,
     BenchStatsError,
     format_ratio,
     format_table,
-    merge_report,
     percentile,
     ratio,
     summarize,
 )
+from bench.results import BenchReportError, merge_report
 
 
 def test_percentile_interpolates_between_closest_ranks() -> None:

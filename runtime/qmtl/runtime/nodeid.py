@@ -144,7 +144,9 @@ def _tag_query_interval(spec: node_spec_pb2.NodeSpec, index: int) -> int | None:
     return node_interval or query_interval or None
 
 
-def _tag_query_params(spec: node_spec_pb2.NodeSpec, index: int) -> str:
+def tag_query_params(spec: node_spec_pb2.NodeSpec, index: int = 0) -> str:
+    """The canonical params text of a tag-query node, as its id hashes it (`index` names the
+    node in an error)."""
     if spec.params_json:
         raise _error(index, "spec.params_json", "must be empty on a tag-query node")
     query = spec.tag_query
@@ -176,7 +178,7 @@ def canonical_bytes(
 ) -> bytes:
     """The bytes a node's id hashes; `index` only labels errors."""
     if is_tag_query(kind, spec.node_type):
-        params = _tag_query_params(spec, index)
+        params = tag_query_params(spec, index)
     else:
         try:
             params = canonical_params(spec.params_json)

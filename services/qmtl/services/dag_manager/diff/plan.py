@@ -56,7 +56,7 @@ def _params_canon(parsed: ParsedNode) -> str:
     spec = parsed.node.spec
     if parsed.is_tag_query:
         # The same text the id hashes; nodeid owns that rule, so it is reused, not restated.
-        return nodeid._tag_query_params(spec, parsed.index)
+        return nodeid.tag_query_params(spec, parsed.index)
     return nodeid.canonical_params(spec.params_json)
 
 
