@@ -26,6 +26,8 @@ MYPY_TARGETS := runtime/qmtl services/qmtl codegen/qmtl_codegen bench
 BENCH_ARGS ?=
 # make bench: extra arguments of bench/graph (e.g. --quick); bench/graph/README.md.
 GRAPH_BENCH_ARGS ?=
+# make bench: extra arguments of bench/events (e.g. --quick); bench/events/README.md.
+EVENTS_BENCH_ARGS ?=
 # make fuzz: total seconds, split evenly over the targets (docs/operations/fuzzing.md).
 FUZZ_SECONDS ?= 600
 AGAINST ?= main
@@ -91,12 +93,14 @@ test: services-up check-generated
 	@$(BIN)/pytest $(PYTEST_ARGS)
 
 bench: services-up
-	@echo "==> bench [1/3 queue]: work queue vs a raw redis-py baseline (same Redis, same fsync policy)"
+	@echo "==> bench [1/4 queue]: work queue vs a raw redis-py baseline (same Redis, same fsync policy)"
 	@$(BIN)/python -m bench.queue.run $(BENCH_ARGS)
-	@echo "==> bench [2/3 http]: generated GET route vs a bare Starlette route (same bytes, same server)"
+	@echo "==> bench [2/4 http]: generated GET route vs a bare Starlette route (same bytes, same server)"
 	@$(BIN)/python -m bench.http.run
-	@echo "==> bench [3/3 graph]: tag lookup at 100k nodes with vs without the TAG index; 1,000-node diff (Neo4j)"
+	@echo "==> bench [3/4 graph]: tag lookup at 100k nodes with vs without the TAG index; 1,000-node diff (Neo4j)"
 	@$(BIN)/python -m bench.graph.run $(GRAPH_BENCH_ARGS)
+	@echo "==> bench [4/4 events]: 1 KB events through the EventBus (Kafka) vs raw aiokafka with the same safe settings"
+	@$(BIN)/python -m bench.events.run $(EVENTS_BENCH_ARGS)
 
 fuzz: prereqs
 	@echo "==> fuzz: atheris on tests/fuzz/targets.py for $(FUZZ_SECONDS) s in all; crashes -> tests/fuzz/crashes/"

@@ -1,5 +1,5 @@
 """bench/results/latest.json: every bench merges its figures in under a section of its own
-("queue", "http", "graph"), so one `make bench` leaves one file with all of them."""
+("queue", "http", "graph", "events"), so one `make bench` leaves one file with all of them."""
 
 from __future__ import annotations
 
@@ -36,6 +36,7 @@ def merge_report(path: Path, section: str, figures: Mapping[str, Any]) -> dict[s
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             json.dump(report, out, indent=2, sort_keys=True)
             out.write("\n")
+        os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; the figures are for everyone
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

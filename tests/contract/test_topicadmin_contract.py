@@ -1,4 +1,4 @@
-"""The TopicAdmin contract: every adapter (in-memory now, Kafka with the event-bus issue)
+"""The TopicAdmin contract: every adapter (in-memory and Kafka, on the shared broker)
 behaves exactly like this; then the in-memory adapter's failure injection and the
 config-by-type table (domain.md §2.6), which are adapter-independent."""
 
@@ -17,11 +17,18 @@ from qmtl.runtime.topicadmin import (
     InvalidTopicError,
     TopicAdmin,
     TopicAdminError,
+    TopicConfigMismatchError,
     TopicSpec,
     topic_spec_for,
 )
 
-from .topicadmin_support import TOPIC_ADMIN_ADAPTERS, TopicNames, open_topic_admin
+from .topicadmin_support import (
+    CONTRACT_BROKERS,
+    TOPIC_ADMIN_ADAPTERS,
+    TopicNames,
+    connect_kafka,
+    open_topic_admin,
+)
 
 
 @pytest.fixture(params=TOPIC_ADMIN_ADAPTERS)
@@ -44,10 +51,7 @@ async def test_ensure_creates_topics_and_lists_them_with_their_specs(
     topics, names = admin
     a, b = names.spec("a", partitions=3), names.spec("b")
     assert await topics.ensure_topics([a, b]) == [a.name, b.name]
-    listed = await my_topics(topics, names)
-    assert set(listed) == {a.name, b.name}
-    assert listed[a.name].partitions == 3
-    assert listed[a.name].config["retention.ms"] == "60000"
+    assert await my_topics(topics, names) == {a.name: a, b.name: b}
 
 
 async def test_ensure_is_idempotent_and_returns_only_what_it_created(
@@ -61,13 +65,110 @@ async def test_ensure_is_idempotent_and_returns_only_what_it_created(
     assert set(await my_topics(topics, names)) == {a.name, b.name, c.name}
 
 
-async def test_ensure_leaves_an_existing_topic_as_it_is(
+async def test_ensure_accepts_an_existing_topic_that_matches(
     admin: tuple[TopicAdmin, TopicNames],
 ) -> None:
     topics, names = admin
-    await topics.ensure_topics([names.spec("a", partitions=2)])
-    assert await topics.ensure_topics([names.spec("a", partitions=5)]) == []
-    assert (await my_topics(topics, names))[names("a")].partitions == 2
+    a = names.spec("a", partitions=2)
+    await topics.ensure_topics([a])
+    assert await topics.ensure_topics([names.spec("a", partitions=2)]) == []
+    assert await my_topics(topics, names) == {a.name: a}
+
+
+@pytest.mark.parametrize(
+    ("changed", "expected", "actual"),
+    [
+        ({"partitions": 5}, {"partitions": "5"}, {"partitions": "2"}),
+        ({"retention_ms": 120_000}, {"retention.ms": "120000"}, {"retention.ms": "60000"}),
+        ({"cleanup": "compact"}, {"cleanup.policy": "compact"}, {"cleanup.policy": "delete"}),
+        (
+            {"partitions": 1, "retention_ms": 1000},
+            {"partitions": "1", "retention.ms": "1000"},
+            {"partitions": "2", "retention.ms": "60000"},
+        ),
+    ],
+)
+async def test_ensure_refuses_an_existing_topic_with_other_settings_naming_both(
+    admin: tuple[TopicAdmin, TopicNames],
+    changed: dict[str, object],
+    expected: dict[str, str],
+    actual: dict[str, str],
+) -> None:
+    topics, names = admin
+    a = names.spec("a", partitions=2)
+    await topics.ensure_topics([a])
+    with pytest.raises(TopicConfigMismatchError) as caught:
+        await topics.ensure_topics([names.spec("a", **{"partitions": 2, **changed})])  # type: ignore[arg-type]
+    assert (caught.value.expected, caught.value.actual) == (expected, actual)
+    assert not caught.value.retryable
+    for key in expected:
+        assert f"{key} {expected[key]} != {actual[key]}" in caught.value.message
+    wire = caught.value.to_qmtl_error()
+    assert wire.code == ErrorCode.ERROR_CODE_INVALID_STATE
+    assert wire.details == {"queue": a.name, "expected": expected, "actual": actual}
+    assert await my_topics(topics, names) == {a.name: a}  # left as it was
+
+
+async def test_a_mismatch_still_creates_the_other_topics(
+    admin: tuple[TopicAdmin, TopicNames],
+) -> None:
+    topics, names = admin
+    a, b = names.spec("a"), names.spec("b")
+    await topics.ensure_topics([a])
+    with pytest.raises(TopicConfigMismatchError):
+        await topics.ensure_topics([names.spec("a", partitions=3), b])
+    assert await my_topics(topics, names) == {a.name: a, b.name: b}
+    assert await topics.ensure_topics([b]) == []
+
+
+async def test_replication_is_clamped_to_the_cluster_and_that_is_no_mismatch(
+    admin: tuple[TopicAdmin, TopicNames],
+) -> None:
+    topics, names = admin
+    wide = names.spec("a", replication=CONTRACT_BROKERS + 2)
+    assert await topics.ensure_topics([wide]) == [wide.name]
+    listed = (await my_topics(topics, names))[wide.name]
+    assert listed.replication_factor == CONTRACT_BROKERS
+    assert await topics.ensure_topics([wide]) == []
+    assert await topics.ensure_topics([names.spec("a", replication=CONTRACT_BROKERS)]) == []
+
+
+async def test_a_spec_without_cleanup_policy_matches_the_broker_default(
+    admin: tuple[TopicAdmin, TopicNames],
+) -> None:
+    topics, names = admin
+    bare = TopicSpec(names("bare"), 1, 1, 60_000)
+    assert await topics.ensure_topics([bare]) == [bare.name]
+    assert await topics.ensure_topics([bare]) == []
+    assert await topics.ensure_topics([names.spec("bare")]) == []  # says "delete" outright
+    with pytest.raises(TopicConfigMismatchError) as caught:
+        await topics.ensure_topics([names.spec("bare", cleanup="compact")])
+    assert caught.value.actual == {"cleanup.policy": "delete"}
+
+
+async def test_qmtl_metadata_keys_are_not_broker_settings(
+    admin: tuple[TopicAdmin, TopicNames],
+) -> None:
+    topics, names = admin
+    spec = topic_spec_for(names("btc_Node_abcdef12_v1"), "Node")
+    small = TopicSpec(spec.name, 1, 1, spec.retention_ms, spec.config)
+    assert set(small.config) > {"retention.ms", "cleanup.policy"}  # qmtl.* keys too
+    assert await topics.ensure_topics([small]) == [small.name]
+    assert await topics.ensure_topics([small]) == []
+    listed = (await my_topics(topics, names))[small.name]
+    assert (listed.partitions, listed.retention_ms) == (1, spec.retention_ms)
+    assert listed.config["retention.ms"] == spec.config["retention.ms"]
+    assert listed.config["cleanup.policy"] == "delete"
+
+
+async def test_ensure_refuses_a_retention_config_other_than_retention_ms(
+    admin: tuple[TopicAdmin, TopicNames],
+) -> None:
+    topics, names = admin
+    with pytest.raises(InvalidTopicError) as caught:
+        await topics.ensure_topics([TopicSpec(names("a"), 1, 1, 60_000, {"retention.ms": "5"})])
+    assert caught.value.field == "specs[0].config"
+    assert await my_topics(topics, names) == {}
 
 
 async def test_ensure_takes_the_same_spec_twice_once(
@@ -152,6 +253,31 @@ async def test_ensure_accepts_infinite_retention(admin: tuple[TopicAdmin, TopicN
     topics, names = admin
     forever = TopicSpec(names("forever"), 1, 1, -1, {"retention.ms": "-1"})
     assert await topics.ensure_topics([forever]) == [forever.name]
+
+
+# --- describe_topics ----------------------------------------------------------------------
+
+
+async def test_describe_gives_the_existing_topics_and_leaves_unknown_ones_out(
+    admin: tuple[TopicAdmin, TopicNames],
+) -> None:
+    topics, names = admin
+    a, b = names.spec("a", partitions=2), names.spec("b", retention_ms=-1)
+    await topics.ensure_topics([a, b])
+    described = await topics.describe_topics([b.name, names("unknown"), a.name])
+    assert described == {a.name: a, b.name: b}
+    assert await topics.describe_topics([]) == {}
+    assert await topics.describe_topics([names("unknown")]) == {}
+    # describing never creates (a broker with auto-create on would)
+    assert set(await my_topics(topics, names)) == {a.name, b.name}
+
+
+async def test_describe_refuses_an_illegal_name(admin: tuple[TopicAdmin, TopicNames]) -> None:
+    topics, names = admin
+    with pytest.raises(InvalidTopicError) as caught:
+        await topics.describe_topics([names("a"), "bad name"])
+    assert caught.value.field == "names[1]"
+    assert caught.value.operation == "describe"
 
 
 # --- delete_topics ------------------------------------------------------------------------
@@ -240,12 +366,28 @@ async def test_fail_next_zero_cancels_a_pending_injection() -> None:
     assert await topics.list_topics() == {}
 
 
-async def test_a_closed_admin_refuses_calls_for_good() -> None:
-    topics = InMemoryTopicAdmin()
+@pytest.mark.parametrize("adapter", TOPIC_ADMIN_ADAPTERS)
+async def test_a_closed_admin_refuses_calls_for_good(adapter: str) -> None:
+    topics: TopicAdmin = (
+        InMemoryTopicAdmin() if adapter == "memory" else await connect_kafka(client_id="closed")
+    )
     await topics.aclose()
-    with pytest.raises(TopicAdminError) as caught:
-        await topics.list_topics()
-    assert not caught.value.retryable
+    await topics.aclose()  # closing twice is harmless
+    for call in (
+        topics.list_topics(),
+        topics.describe_topics(["a"]),
+        topics.ensure_topics([TopicSpec("a", 1, 1, 1000)]),
+        topics.delete_topics(["a"]),
+    ):
+        with pytest.raises(TopicAdminError) as caught:
+            await call
+        assert not caught.value.retryable
+
+
+def test_an_in_memory_cluster_has_at_least_one_broker() -> None:
+    with pytest.raises(InvalidTopicError) as caught:
+        InMemoryTopicAdmin(brokers=0)
+    assert caught.value.field == "brokers"
 
 
 def test_create_failures_map_to_queue_create_failed() -> None:

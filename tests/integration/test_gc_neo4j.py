@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Sequence
 import pytest
 
 from qmtl.dagmanager.v1 import gc_messages_pb2
-from qmtl.runtime.graphstore import GraphStore, Orphan, StoredNode
+from qmtl.runtime.graphstore import DeleteAnnouncements, GraphStore, Orphan, StoredNode
 from qmtl.services.dag_manager.gc import GarbageCollector
 from tests.contract.graphstore_neo4j import SharedGraph, shared_graph
 from tests.contract.graphstore_support import ManualClock, open_graph_store
@@ -60,9 +60,11 @@ class _ReferenceOnDelete:
     async def get_nodes(self, node_ids: Sequence[str]) -> dict[str, StoredNode]:
         return await self.inner.get_nodes(node_ids)
 
-    async def delete_queues(self, topics: Sequence[str]) -> list[str]:
+    async def delete_queues(
+        self, topics: Sequence[str], *, announce: DeleteAnnouncements | None = None
+    ) -> list[str]:
         await self.inner.add_strategy_refs("late", ["blake3:a"])
-        return await self.inner.delete_queues(topics)
+        return await self.inner.delete_queues(topics, announce=announce)
 
 
 async def test_on_neo4j_a_queue_referenced_again_is_kept(world: GcWorld) -> None:
@@ -88,5 +90,6 @@ async def test_on_neo4j_a_queue_referenced_again_is_kept(world: GcWorld) -> None
     assert await world.in_store(topic)
     assert await world.in_broker(topic)
     assert world.events.events == []
+    assert await world.store.outbox_pending() == []  # nothing written for a kept queue
     stored = await world.store.get_nodes(["blake3:a"])
     assert stored["blake3:a"].ref_count == 1

@@ -1,4 +1,4 @@
-"""A small world for the GC tests: graph store, topic admin and event sink on one manual clock.
+"""A small world for the GC tests: graph store, topic admin and relayed events on one clock.
 
 `GcWorld.add` writes a node and creates its topic the way the diff would (topic_spec_for), so
 a test only says what kind of node it wants and who uses it.
@@ -12,9 +12,10 @@ from typing import Any
 from qmtl.events.v1 import queue_events_pb2
 from qmtl.runtime.graphstore import GraphChanges, GraphStore, InMemoryGraphStore, StrategyRefs
 from qmtl.runtime.topicadmin import InMemoryTopicAdmin, topic_spec_for
-from qmtl.services.dag_manager.events import InMemoryEventSink
 from qmtl.services.dag_manager.gc import GarbageCollector
 from tests.contract.graphstore_support import ManualClock, node
+
+from .outbox_support import RelayedEvents
 
 DAY = 24 * 60 * 60.0
 
@@ -23,7 +24,7 @@ DAY = 24 * 60 * 60.0
 class GcWorld:
     store: GraphStore
     topics: InMemoryTopicAdmin
-    events: InMemoryEventSink
+    events: RelayedEvents
     clock: ManualClock
     gc: GarbageCollector
 
@@ -62,6 +63,6 @@ def make_world(
     `gc_options` go to the GarbageCollector."""
     clock = clock or ManualClock()
     store = store or InMemoryGraphStore(clock=clock)
-    topics, events = InMemoryTopicAdmin(), InMemoryEventSink()
+    topics, events = InMemoryTopicAdmin(), RelayedEvents(store)
     gc = GarbageCollector(store, topics, events, clock=clock, **gc_options)
     return GcWorld(store, topics, events, clock, gc)

@@ -1,11 +1,11 @@
-"""The DAG Manager's event envelopes and the in-memory sink."""
+"""The DAG Manager's event envelopes."""
 
 from __future__ import annotations
 
 import pytest
 
 from qmtl.events.v1 import queue_events_pb2
-from qmtl.services.dag_manager.events import InMemoryEventSink, UnknownEventPayload, make_event
+from qmtl.services.dag_manager.events import UnknownEventPayload, make_event
 
 
 async def test_envelope_carries_type_subject_key_and_payload() -> None:
@@ -25,11 +25,6 @@ async def test_envelope_carries_type_subject_key_and_payload() -> None:
     assert event.WhichOneof("payload") == "queue_updated"
     assert event.queue_updated == payload
     assert len(event.id) == 36
-
-    sink = InMemoryEventSink()
-    await sink.publish(event)
-    assert sink.payloads("queue_updated") == [payload]
-    assert sink.payloads("queue_lifecycle") == []
 
 
 def test_a_payload_the_dag_manager_does_not_publish_is_refused() -> None:

@@ -13,9 +13,8 @@ import pytest
 from qmtl.dag.v1 import queue_lifecycle_pb2
 from qmtl.dagmanager.v1 import gc_messages_pb2
 from qmtl.runtime.errors import ErrorCode, QmtlError
-from qmtl.runtime.graphstore import MAX_BATCH, InMemoryGraphStore
+from qmtl.runtime.graphstore import MAX_BATCH, DeleteAnnouncements, InMemoryGraphStore
 from qmtl.runtime.topicadmin import InMemoryTopicAdmin
-from qmtl.services.dag_manager.events import InMemoryEventSink
 from qmtl.services.dag_manager.gc import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_POLICIES,
@@ -184,9 +183,11 @@ async def test_a_queue_referenced_again_during_grace_is_kept(world: GcWorld) -> 
 class ReferencingStore(InMemoryGraphStore):
     """A strategy takes the node up again right between the sweep's look and its delete."""
 
-    async def delete_queues(self, topics: Sequence[str]) -> list[str]:
+    async def delete_queues(
+        self, topics: Sequence[str], *, announce: DeleteAnnouncements | None = None
+    ) -> list[str]:
         await self.add_strategy_refs("late", ["blake3:a"])
-        return await super().delete_queues(topics)
+        return await super().delete_queues(topics, announce=announce)
 
 
 async def test_a_queue_referenced_between_observing_and_deleting_is_kept() -> None:
@@ -444,7 +445,7 @@ def test_a_policy_with_negative_or_nan_durations_is_refused(ttl: float, grace: f
 def test_an_observe_limit_beyond_the_store_limit_is_refused(limit: int) -> None:
     store = InMemoryGraphStore()
     with pytest.raises(GcConfigError):
-        GarbageCollector(store, InMemoryTopicAdmin(), InMemoryEventSink(), observe_limit=limit)
+        GarbageCollector(store, InMemoryTopicAdmin(), observe_limit=limit)
 
 
 async def test_the_observe_limit_bounds_what_one_sweep_looks_at() -> None:

@@ -1,7 +1,8 @@
-"""GC when something else fails: the broker after the store delete, the event sink, the store.
+"""GC when something else fails: the broker after the store delete, the event bus, the store.
 
-The store is always written first; a broker failure leaves the topics pending in the
-collector, and the next sweep deletes them (docs/operations/gc.md, "Failures and retry").
+The store is always written first, with the QueueLifecycle events in its outbox; a broker
+failure leaves the topics pending in the collector, and the next sweep deletes them
+(docs/operations/gc.md, "Failures and retry"; docs/operations/outbox.md).
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ from dataclasses import replace
 
 import pytest
 
-from qmtl.events.v1 import event_pb2
 from qmtl.runtime.errors import ErrorCode, QmtlError
+from qmtl.runtime.eventbus.topics import DAG_EVENTS
 from qmtl.runtime.graphstore import (
     GraphChanges,
     GraphStoreUnavailableError,
@@ -21,11 +22,11 @@ from qmtl.runtime.graphstore import (
     StrategyRefs,
 )
 from qmtl.runtime.topicadmin import InMemoryTopicAdmin
-from qmtl.services.dag_manager.events import InMemoryEventSink
 from qmtl.services.dag_manager.gc import GarbageCollector
 from tests.contract.graphstore_support import ManualClock, node
 
 from .gc_support import DAY, GcWorld, make_world
+from .outbox_support import RecordingBus, RelayedEvents
 
 INDICATOR_AFTER = 33 * DAY
 
@@ -55,7 +56,8 @@ async def test_a_broker_failure_after_the_store_delete_is_reported_and_retried(
     assert failed.broker_pending == (topic,) == world.gc.broker_pending
     assert failed.broker_error is not None
     assert failed.broker_error.operation == "delete"
-    assert world.events.events == []  # published once the topic is really gone
+    # The event went with the graph delete (the outbox), once: the retry adds none.
+    assert [lc.queue for lc in world.lifecycles()] == [topic]
 
     retried = await world.gc.sweep()
 
@@ -102,38 +104,31 @@ async def test_a_node_recreated_before_the_retry_keeps_its_topic(world: GcWorld)
     assert outcome.broker_pending == ()
     assert await world.in_broker(topic)
     assert await world.in_store(topic)
-    assert world.events.events == []
+    # The drop was announced with the graph delete; the node that came back is a new queue
+    # (a new created_at, so a new idempotency key if it is dropped again).
+    assert [lc.queue for lc in world.lifecycles()] == [topic]
 
 
-class FlakySink(InMemoryEventSink):
-    def __init__(self, failures: int) -> None:
-        super().__init__()
-        self.failures = failures
-
-    async def publish(self, event: event_pb2.Event) -> None:
-        if self.failures:
-            self.failures -= 1
-            raise ConnectionError("event bus down")
-        await super().publish(event)
-
-
-async def test_an_event_the_sink_refused_is_published_by_the_next_sweep() -> None:
+async def test_an_event_the_bus_refused_stays_in_the_outbox_until_the_relay_sends_it() -> None:
     clock = ManualClock()
-    store, topics, sink = InMemoryGraphStore(clock=clock), InMemoryTopicAdmin(), FlakySink(1)
-    world = GcWorld(store, topics, sink, clock, GarbageCollector(store, topics, sink, clock=clock))
+    store, topics = InMemoryGraphStore(clock=clock), InMemoryTopicAdmin()
+    events = RelayedEvents(store, RecordingBus(failures=1))
+    gc = GarbageCollector(store, topics, events, clock=clock)
+    world = GcWorld(store, topics, events, clock, gc)
     topic = await world.add("a")
     world.clock.advance(INDICATOR_AFTER)
 
-    with pytest.raises(ConnectionError):
-        await world.gc.sweep()
+    await world.gc.sweep()  # the bus refuses: the sweep itself succeeds
     assert not await world.in_store(topic)
     assert not await world.in_broker(topic)
-    assert world.gc.broker_pending == (topic,)
+    assert world.gc.broker_pending == ()
+    assert world.lifecycles() == []
+    assert [e.topic for e in await store.outbox_pending()] == [DAG_EVENTS]
 
-    await world.gc.sweep()
-
+    await world.gc.sweep()  # nothing to drop; the next relay drain sends the kept event
+    assert world.lifecycles() == []
+    assert await events.drain() == 1
     assert [lc.queue for lc in world.lifecycles()] == [topic]
-    assert not world.gc.broker_pending
 
 
 class DownStore(InMemoryGraphStore):

@@ -34,10 +34,10 @@ from qmtl.runtime.graphstore import (
     TaggedQueue,
 )
 from qmtl.runtime.topicadmin import InMemoryTopicAdmin
-from qmtl.services.dag_manager.events import InMemoryEventSink
 from qmtl.services.dag_manager.handler import DagManagerHandler
 from tests.contract.graphstore_support import ManualClock
 from tests.unit.dag_manager.dag_builders import DagBuilder, make_node
+from tests.unit.dag_manager.outbox_support import RelayedEvents
 
 SECRET = b"dag-manager-handler-test"
 PROTOBUF, JSON = "application/x-protobuf", "application/json"
@@ -56,7 +56,7 @@ READ = token("dag:read")
 class DagManager:
     store: LookupFailingStore
     topics: InMemoryTopicAdmin
-    events: InMemoryEventSink
+    events: RelayedEvents
     clock: ManualClock
     internal: httpx.AsyncClient
     public: httpx.AsyncClient
@@ -100,7 +100,7 @@ class LookupFailingStore(InMemoryGraphStore):
 async def dm() -> AsyncIterator[DagManager]:
     clock = ManualClock()
     store = LookupFailingStore(clock=clock)
-    topics, events = InMemoryTopicAdmin(), InMemoryEventSink()
+    topics, events = InMemoryTopicAdmin(), RelayedEvents(store)
     handler = DagManagerHandler(store, topics, events, clock=clock)
     verifier = HmacTokenVerifier(SECRET)
     internal_app = http.create_dag_manager_service_internal_app(handler, verifier)

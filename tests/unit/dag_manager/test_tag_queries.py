@@ -10,9 +10,10 @@ from collections.abc import Awaitable, Callable, Sequence
 import pytest
 
 from qmtl.common.v1 import match_mode_pb2
-from qmtl.events.v1 import event_pb2, queue_events_pb2
+from qmtl.events.v1 import queue_events_pb2
 from qmtl.runtime.errors import QmtlError
 from qmtl.runtime.graphstore import (
+    AnswerAnnouncement,
     GraphChanges,
     GraphStoreUnavailableError,
     InMemoryGraphStore,
@@ -20,11 +21,12 @@ from qmtl.runtime.graphstore import (
     NodeWrite,
     TaggedQueue,
 )
-from qmtl.services.dag_manager.events import InMemoryEventSink
 from qmtl.services.dag_manager.tag_queries import TagQueryService
 from qmtl.services.dag_manager.tag_query_rules import MAX_QUERY_TAGS, TagQueryKey
 from qmtl.services.dag_manager.touched import Touched
 from tests.contract.graphstore_support import ManualClock, node
+
+from .outbox_support import RecordingBus, RelayedEvents
 
 ANY = match_mode_pb2.MATCH_MODE_ANY
 ALL = match_mode_pb2.MATCH_MODE_ALL
@@ -39,7 +41,7 @@ def topics(update: queue_events_pb2.QueueUpdated) -> list[str]:
     return [q.queue for q in update.queues]
 
 
-def published(sink: InMemoryEventSink) -> list[queue_events_pb2.QueueUpdated]:
+def published(sink: RelayedEvents) -> list[queue_events_pb2.QueueUpdated]:
     return [e.queue_updated for e in sink.events]
 
 
@@ -49,12 +51,12 @@ def store() -> InMemoryGraphStore:
 
 
 @pytest.fixture
-def sink() -> InMemoryEventSink:
-    return InMemoryEventSink()
+def sink(store: InMemoryGraphStore) -> RelayedEvents:
+    return RelayedEvents(store)
 
 
 @pytest.fixture
-def service(store: InMemoryGraphStore, sink: InMemoryEventSink) -> TagQueryService:
+def service(store: InMemoryGraphStore, sink: RelayedEvents) -> TagQueryService:
     return TagQueryService(store, sink, clock=lambda: 1_700_000_000.0)
 
 
@@ -99,7 +101,7 @@ async def test_interval_must_match_and_zero_means_any_interval(
 
 
 async def test_tags_are_sorted_and_deduplicated_and_unspecified_is_any(
-    store: InMemoryGraphStore, service: TagQueryService, sink: InMemoryEventSink
+    store: InMemoryGraphStore, service: TagQueryService, sink: RelayedEvents
 ) -> None:
     await add(store, node("a", tags=("btc",)))
     first = await service.resolve(["price", "btc", "price"], 60, UNSPECIFIED)
@@ -134,7 +136,7 @@ async def test_an_empty_answer_is_an_answer(service: TagQueryService) -> None:
 )
 async def test_a_malformed_query_is_a_validation_error_naming_the_field(
     service: TagQueryService,
-    sink: InMemoryEventSink,
+    sink: RelayedEvents,
     tags: list[str],
     interval: int,
     mode: int,
@@ -164,7 +166,7 @@ async def test_the_longest_tag_and_interval_are_accepted(service: TagQueryServic
 
 
 async def test_version_goes_up_only_when_the_answer_changes(
-    store: InMemoryGraphStore, service: TagQueryService, sink: InMemoryEventSink
+    store: InMemoryGraphStore, service: TagQueryService, sink: RelayedEvents
 ) -> None:
     await add(store, node("a", tags=("btc",)))
     v1 = await service.resolve(["btc"], 60, ANY)
@@ -180,7 +182,7 @@ async def test_version_goes_up_only_when_the_answer_changes(
 
 
 async def test_the_event_envelope_names_the_query(
-    store: InMemoryGraphStore, sink: InMemoryEventSink
+    store: InMemoryGraphStore, sink: RelayedEvents
 ) -> None:
     service = TagQueryService(
         store, sink, clock=lambda: 1_700_000_000.5, source="qmtl/dag-manager/dm-1"
@@ -197,7 +199,7 @@ async def test_the_event_envelope_names_the_query(
 
 
 async def test_a_dotted_tag_and_two_tags_are_different_queries(
-    store: InMemoryGraphStore, service: TagQueryService, sink: InMemoryEventSink
+    store: InMemoryGraphStore, service: TagQueryService, sink: RelayedEvents
 ) -> None:
     # Both spell `a.b` in the subject and the etag, but must not share a version or a
     # deduplication key: a consumer would drop one of them as a duplicate.
@@ -213,7 +215,7 @@ async def test_a_dotted_tag_and_two_tags_are_different_queries(
 
 
 async def test_an_any_interval_query_is_versioned_but_not_announced(
-    store: InMemoryGraphStore, service: TagQueryService, sink: InMemoryEventSink
+    store: InMemoryGraphStore, service: TagQueryService, sink: RelayedEvents
 ) -> None:
     # queue_events.proto: a published QueueUpdated has an interval of at least 1.
     await add(store, node("a", tags=("btc",)))
@@ -223,7 +225,7 @@ async def test_an_any_interval_query_is_versioned_but_not_announced(
 
 
 async def test_two_services_on_one_store_agree_and_announce_each_version_once(
-    store: InMemoryGraphStore, sink: InMemoryEventSink
+    store: InMemoryGraphStore, sink: RelayedEvents
 ) -> None:
     first = TagQueryService(store, sink)
     second = TagQueryService(store, sink)
@@ -240,7 +242,7 @@ async def test_two_services_on_one_store_agree_and_announce_each_version_once(
 
 
 async def test_refresh_publishes_only_the_answers_that_changed(
-    store: InMemoryGraphStore, service: TagQueryService, sink: InMemoryEventSink
+    store: InMemoryGraphStore, service: TagQueryService, sink: RelayedEvents
 ) -> None:
     await add(store, node("a", tags=("btc",)), node("e", tags=("eth",)))
     btc, eth = TagQueryKey(("btc",), 60, ANY), TagQueryKey(("eth",), 60, ANY)
@@ -282,7 +284,7 @@ async def test_touched_nodes_refresh_the_multi_tag_queries_they_belong_to(
 
 
 async def test_tracking_forgets_the_least_recently_resolved_query_first(
-    store: InMemoryGraphStore, sink: InMemoryEventSink
+    store: InMemoryGraphStore, sink: RelayedEvents
 ) -> None:
     service = TagQueryService(store, sink, max_tracked=2)
     await service.resolve(["a", "b"], 60, ALL)
@@ -295,44 +297,56 @@ async def test_tracking_forgets_the_least_recently_resolved_query_first(
 # --- failures -----------------------------------------------------------------------------
 
 
-class FlakySink(InMemoryEventSink):
-    def __init__(self, failures: int) -> None:
-        super().__init__()
-        self.failures = failures
-
-    async def publish(self, event: event_pb2.Event) -> None:
-        if self.failures:
-            self.failures -= 1
-            raise ConnectionError("bus down")
-        await super().publish(event)
-
-
-async def test_an_event_the_bus_refused_goes_out_with_the_next_refresh(
+async def test_an_event_the_bus_refused_stays_in_the_outbox_until_the_relay_sends_it(
     store: InMemoryGraphStore,
 ) -> None:
-    sink = FlakySink(failures=1)
+    sink = RelayedEvents(store, RecordingBus(failures=1))
     service = TagQueryService(store, sink)
     await add(store, node("a", tags=("btc",)))
     key = TagQueryKey(("btc",), 60, ANY)
-    assert await service.refresh([key]) == []  # recorded as v1, publish failed
-    assert service.unpublished == 1
-    sent = await service.refresh([key])  # answer unchanged: only the kept event goes out
+    sent = await service.refresh([key])  # recorded as v1 with its event; the relay failed
     assert [u.version for u in sent] == [1]
+    assert sink.events == []
+    assert len(await store.outbox_pending()) == 1
+    assert await service.refresh([key]) == []  # answer unchanged: nothing new to announce
+    assert await sink.drain() == 1
     assert [e.idempotency_key for e in sink.events] == ["queue_updated:btc:60:any:1"]
-    assert service.unpublished == 0
+    assert await store.outbox_pending() == []
 
 
-async def test_a_newer_version_replaces_a_kept_event(store: InMemoryGraphStore) -> None:
-    sink = FlakySink(failures=2)
+async def test_versions_the_bus_refused_go_out_in_order_once_it_is_back(
+    store: InMemoryGraphStore,
+) -> None:
+    sink = RelayedEvents(store, RecordingBus(failures=2))
     service = TagQueryService(store, sink)
     key = TagQueryKey(("btc",), 60, ANY)
     await add(store, node("a", tags=("btc",)))
-    await service.refresh([key])  # v1 kept
+    await service.refresh([key])  # v1 kept in the outbox
     await add(store, node("b", tags=("btc",)))
-    await service.refresh([key])  # flush of v1 fails again, v2 published
-    assert [e.queue_updated.version for e in sink.events] == [2]
-    assert service.unpublished == 0
-    assert await service.flush() == []
+    await service.refresh([key])  # v2 kept too
+    assert sink.events == []
+    await service.resolve(["btc"], 60, ANY)  # unchanged: no announcement, nothing relayed
+    assert sink.events == []
+    assert await sink.drain() == 2
+    assert [e.queue_updated.version for e in sink.events] == [1, 2]
+    assert [topics(e.queue_updated) for e in sink.events] == [
+        ["asset_Node_a_v1"],
+        ["asset_Node_a_v1", "asset_Node_b_v1"],
+    ]
+
+
+async def test_a_crash_after_the_record_leaves_its_event_for_the_next_relay(
+    store: InMemoryGraphStore,
+) -> None:
+    # No relay at all (the instance died right after the record): the event is in the store.
+    service = TagQueryService(store)
+    await add(store, node("a", tags=("btc",)))
+    update = await service.resolve(["btc"], 60, ANY)
+    restarted = RelayedEvents(store)
+    assert await restarted.drain() == 1
+    [event] = restarted.events
+    assert event.queue_updated == update
+    assert await restarted.drain() == 0
 
 
 class FailingStore(InMemoryGraphStore):
@@ -350,7 +364,7 @@ class FailingStore(InMemoryGraphStore):
 
 async def test_queries_a_failed_refresh_could_not_answer_are_retried_next_time() -> None:
     store = FailingStore(clock=ManualClock())
-    sink = InMemoryEventSink()
+    sink = RelayedEvents(store)
     service = TagQueryService(store, sink)
     await add(store, node("a", tags=("btc",)), node("e", tags=("eth",)))
     store.down = True
@@ -370,16 +384,18 @@ class HookedStore(InMemoryGraphStore):
 
     hook: Callable[[], Awaitable[None]] | None = None
 
-    async def record_answer(self, key: str, etag: str) -> tuple[int, bool]:
+    async def record_answer(
+        self, key: str, etag: str, *, announce: AnswerAnnouncement | None = None
+    ) -> tuple[int, bool]:
         hook, self.hook = self.hook, None
         if hook is not None:
             await hook()
-        return await super().record_answer(key, etag)
+        return await super().record_answer(key, etag, announce=announce)
 
 
 async def test_a_stale_answer_recorded_last_is_corrected_before_it_is_announced() -> None:
     store = HookedStore(clock=ManualClock())
-    sink = InMemoryEventSink()
+    sink = RelayedEvents(store)
     slow, fast = TagQueryService(store, sink), TagQueryService(store, sink)
     key = TagQueryKey(("btc",), 60, ANY)
     await add(store, node("a", tags=("btc",)))
@@ -393,4 +409,6 @@ async def test_a_stale_answer_recorded_last_is_corrected_before_it_is_announced(
     await slow.refresh([key])  # read [a] before the change, records it after v2
     latest = max(published(sink), key=lambda u: u.version)
     assert topics(latest) == ["asset_Node_a_v1", "asset_Node_b_v1"]
+    # Every version handed out is announced (the stale v3 too, corrected at once by v4).
+    assert sorted(u.version for u in published(sink)) == [1, 2, 3, 4]
     assert (await slow.resolve(["btc"], 60, ANY)).version == latest.version

@@ -59,9 +59,20 @@ class GraphNames:
         return self.label("TagQueryAnswer")
 
     @property
+    def outbox_event(self) -> str:
+        return self.label("OutboxEvent")
+
+    @property
     def data_labels(self) -> tuple[str, ...]:
         """The labels the graph store writes (not the migration bookkeeping)."""
-        return (self.compute_node, self.queue, self.tag, self.strategy, self.tag_query_answer)
+        return (
+            self.compute_node,
+            self.queue,
+            self.tag,
+            self.strategy,
+            self.tag_query_answer,
+            self.outbox_event,
+        )
 
     @property
     def migration(self) -> str:
@@ -141,6 +152,10 @@ MIGRATIONS: tuple[Migration, ...] = (
     # (:Strategy)-[:USES]->(:ComputeNode), and each tag query's answer version one node.
     _constraint(7, "strategy_id_unique", "Strategy", "strategy_id"),
     _constraint(8, "tag_query_answer_key_unique", "TagQueryAnswer", "key"),
+    # The transactional outbox (docs/operations/outbox.md): an entry per event id, read by the
+    # relay oldest first.
+    _constraint(9, "outbox_event_id_unique", "OutboxEvent", "id"),
+    _index(10, "outbox_event_created_at", "OutboxEvent", "created_at"),
 )
 HEAD_VERSION = MIGRATIONS[-1].version
 TAG_INDEX_VERSION = 3

@@ -27,13 +27,25 @@ from .model import (
     StrategyRefs,
     TaggedQueue,
 )
+from .outbox import (
+    DEFAULT_OUTBOX_PAGE,
+    MAX_OUTBOX_PAYLOAD_BYTES,
+    AnswerAnnouncement,
+    DeleteAnnouncements,
+    OutboxEntry,
+    OutboxMessage,
+)
 from .port import GraphStore, MatchMode
 
 __all__ = [
+    "DEFAULT_OUTBOX_PAGE",
     "MAX_BATCH",
+    "MAX_OUTBOX_PAYLOAD_BYTES",
     "MAX_SNAPSHOT_BYTES",
     "NOT_STORED",
+    "AnswerAnnouncement",
     "Applied",
+    "DeleteAnnouncements",
     "DiffSnapshot",
     "GraphBatchTooLargeError",
     "GraphChanges",
@@ -46,6 +58,8 @@ __all__ = [
     "MissingDependencyError",
     "NodeWrite",
     "Orphan",
+    "OutboxEntry",
+    "OutboxMessage",
     "StoredNode",
     "StrategyRefs",
     "TaggedQueue",

@@ -25,6 +25,16 @@ from .model import (
     StrategyRefs,
     TaggedQueue,
 )
+from .outbox import (
+    DEFAULT_OUTBOX_PAGE,
+    AnswerAnnouncement,
+    DeleteAnnouncements,
+    OutboxEntry,
+    OutboxMessage,
+    check_announcements,
+    check_message,
+    check_page,
+)
 from .port import MatchMode
 from .validation import (
     check_batch,
@@ -87,6 +97,7 @@ class InMemoryGraphStore:
         self._strategies: dict[str, set[str]] = {}  # strategy_id -> node ids
         self._answers: dict[str, tuple[int, str]] = {}  # tag-query key -> (version, etag)
         self._snapshots: dict[str, _Snapshot] = {}  # strategy_id -> its last diff's answer
+        self._outbox: dict[str, OutboxEntry] = {}  # id -> entry, in write order
 
     async def apply(self, changes: GraphChanges) -> Applied:
         check_changes(changes)
@@ -235,8 +246,11 @@ class InMemoryGraphStore:
         found.sort(key=lambda o: (o.orphaned_since, o.node_id))
         return found[:limit]
 
-    async def delete_queues(self, topics: Sequence[str]) -> list[str]:
+    async def delete_queues(
+        self, topics: Sequence[str], *, announce: DeleteAnnouncements | None = None
+    ) -> list[str]:
         check_ids("topics", topics)
+        check_announcements(announce)
         deleted = []
         for topic in topics:
             nid = self._topics.get(topic)
@@ -250,16 +264,39 @@ class InMemoryGraphStore:
                 if not members:
                     del self._by_tag[tag]
             deleted.append(topic)
+            if announce is not None and topic in announce:
+                self._enqueue(announce[topic])
         return deleted
 
-    async def record_answer(self, key: str, etag: str) -> tuple[int, bool]:
+    async def record_answer(
+        self, key: str, etag: str, *, announce: AnswerAnnouncement | None = None
+    ) -> tuple[int, bool]:
         check_key(key)
         known = self._answers.get(key)
         if known is not None and known[1] == etag:
             return known[0], False
         version = (known[0] if known is not None else 0) + 1
+        message = announce(version) if announce is not None else None
+        if message is not None:
+            check_message(message, "announce")
+            self._enqueue(message)
         self._answers[key] = (version, etag)
         return version, True
+
+    async def outbox_pending(self, limit: int = DEFAULT_OUTBOX_PAGE) -> list[OutboxEntry]:
+        check_page(limit)
+        return list(self._outbox.values())[:limit]
+
+    async def outbox_ack(self, ids: Sequence[str]) -> int:
+        check_ids("ids", ids)
+        return sum(self._outbox.pop(i, None) is not None for i in set(ids))
+
+    def _enqueue(self, message: OutboxMessage) -> None:
+        # An id already waiting keeps its first entry (Neo4j's MERGE on the unique id does too).
+        if message.id not in self._outbox:
+            self._outbox[message.id] = OutboxEntry(
+                message.id, message.topic, message.payload, self._clock()
+            )
 
     async def aclose(self) -> None:
         return None

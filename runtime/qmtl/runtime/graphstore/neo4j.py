@@ -41,6 +41,16 @@ from .model import (
 )
 from .neo4j_cypher import statements
 from .neo4j_tx import RetryPolicy, T, Work, run, run_rows, transact
+from .outbox import (
+    DEFAULT_OUTBOX_PAGE,
+    AnswerAnnouncement,
+    DeleteAnnouncements,
+    OutboxEntry,
+    OutboxMessage,
+    check_announcements,
+    check_message,
+    check_page,
+)
 from .port import MatchMode
 from .validation import (
     check_batch,
@@ -191,27 +201,61 @@ class Neo4jGraphStore:
 
         return await transact(self._driver, work, database=self._database, retry=self._retry)
 
-    async def delete_queues(self, topics: Sequence[str]) -> list[str]:
+    async def delete_queues(
+        self, topics: Sequence[str], *, announce: DeleteAnnouncements | None = None
+    ) -> list[str]:
         check_ids("topics", topics)
+        check_announcements(announce)
         # A topic named twice is deleted (and answered) once, at its first place.
         unique = list(dict.fromkeys(topics))
 
         async def work(tx: AsyncTransaction) -> list[str]:
             rows = await run(tx, self._q.delete_queues, topics=unique)
-            return [unique[int(r["i"])] for r in rows]
+            deleted = [unique[int(r["i"])] for r in rows]
+            if announce is not None:
+                await self._enqueue(tx, [announce[t] for t in deleted if t in announce])
+            return deleted
 
         if not unique:
             return []
         return await transact(self._driver, work, database=self._database, retry=self._retry)
 
-    async def record_answer(self, key: str, etag: str) -> tuple[int, bool]:
+    async def record_answer(
+        self, key: str, etag: str, *, announce: AnswerAnnouncement | None = None
+    ) -> tuple[int, bool]:
         check_key(key)
 
         async def work(tx: AsyncTransaction) -> tuple[int, bool]:
             [row] = await run(tx, self._q.record_answer, key=key, etag=etag)
-            return int(row["version"]), bool(row["changed"])
+            version, changed = int(row["version"]), bool(row["changed"])
+            message = announce(version) if changed and announce is not None else None
+            if message is not None:
+                check_message(message, "announce")  # raising here rolls the bump back
+                await self._enqueue(tx, [message])
+            return version, changed
 
         return await transact(self._driver, work, database=self._database, retry=self._retry)
+
+    async def outbox_ack(self, ids: Sequence[str]) -> int:
+        check_ids("ids", ids)
+        unique = sorted(set(ids))
+
+        async def work(tx: AsyncTransaction) -> int:
+            [row] = await run(tx, self._q.outbox_ack, ids=unique)
+            return int(row["removed"])
+
+        if not unique:
+            return 0
+        return await transact(self._driver, work, database=self._database, retry=self._retry)
+
+    async def _enqueue(self, tx: AsyncTransaction, messages: Sequence[OutboxMessage]) -> None:
+        if not messages:
+            return
+        rows = [
+            {"id": m.id, "topic": m.topic, "payload": m.payload, "seq": seq}
+            for seq, m in enumerate(messages)
+        ]
+        await run(tx, self._q.outbox_write, rows=rows, now=self._clock())
 
     # --- reads --------------------------------------------------------------------------
 
@@ -268,6 +312,18 @@ class Neo4jGraphStore:
                     orphaned_since=float(orphaned_since),
                 )
                 for topic, node_id, node_type, interval, tags, created_at, orphaned_since in rows
+            ]
+
+        return await self._read_tx(work)
+
+    async def outbox_pending(self, limit: int = DEFAULT_OUTBOX_PAGE) -> list[OutboxEntry]:
+        check_page(limit)
+
+        async def work(tx: AsyncTransaction) -> list[OutboxEntry]:
+            rows = await run_rows(tx, self._q.outbox_pending, limit=limit)
+            return [
+                OutboxEntry(str(eid), str(topic), bytes(payload), float(created_at))
+                for eid, topic, payload, created_at in rows
             ]
 
         return await self._read_tx(work)

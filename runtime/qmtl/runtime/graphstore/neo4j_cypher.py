@@ -5,7 +5,7 @@ which validates its prefix (labels cannot be parameters). Batches are `UNWIND $r
 Model (docs/operations/graph-store.md, domain.md §5.2):
 (c:ComputeNode {node_id, ...})-[:EMITS]->(q:Queue {topic, interval, created_at}),
 (c)-[:TAGGED]->(t:Tag {name}), (s:Strategy {strategy_id})-[:USES]->(c),
-(a:TagQueryAnswer {key, etag, version}).
+(a:TagQueryAnswer {key, etag, version}), (o:OutboxEvent {id, topic, payload, created_at, seq}).
 """
 
 from __future__ import annotations
@@ -34,6 +34,9 @@ class Statements:
     write_snapshot: str
     clear_snapshot: str
     read_snapshot: str
+    outbox_write: str
+    outbox_pending: str
+    outbox_ack: str
 
 
 def _lookup(n: GraphNames, *, all_tags: bool) -> str:
@@ -186,5 +189,20 @@ def statements(n: GraphNames) -> Statements:
             "WITH s, count(c) AS used, sum(coalesce(c.rev, 0)) AS revs "
             "WHERE used = s.snapshot_count AND revs = s.snapshot_revs "
             "RETURN s.snapshot_payload AS payload"
+        ),
+        # MERGE on the unique id: a message written twice (a retried call) is one entry.
+        # `seq` orders the entries of one transaction, which share `created_at`.
+        outbox_write=(
+            f"UNWIND $rows AS r MERGE (o:{n.outbox_event} {{id: r.id}}) "
+            "ON CREATE SET o.topic = r.topic, o.payload = r.payload, o.created_at = $now, "
+            "o.seq = r.seq"
+        ),
+        outbox_pending=(
+            f"MATCH (o:{n.outbox_event}) WITH o ORDER BY o.created_at, o.seq, o.id "
+            "LIMIT $limit RETURN collect([o.id, o.topic, o.payload, o.created_at]) AS rows"
+        ),
+        outbox_ack=(
+            f"UNWIND $ids AS id MATCH (o:{n.outbox_event} {{id: id}}) DELETE o "
+            "RETURN count(*) AS removed"
         ),
     )

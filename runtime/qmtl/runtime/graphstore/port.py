@@ -27,6 +27,7 @@ from typing import Protocol, TypeAlias
 from qmtl.common.v1 import match_mode_pb2
 
 from .model import Applied, GraphChanges, Orphan, StoredNode, TaggedQueue
+from .outbox import DEFAULT_OUTBOX_PAGE, AnswerAnnouncement, DeleteAnnouncements, OutboxEntry
 
 MatchMode: TypeAlias = match_mode_pb2.MatchMode.ValueType
 
@@ -79,17 +80,34 @@ class GraphStore(Protocol):
         longest-orphaned first."""
         ...
 
-    async def delete_queues(self, topics: Sequence[str]) -> list[str]:
+    async def delete_queues(
+        self, topics: Sequence[str], *, announce: DeleteAnnouncements | None = None
+    ) -> list[str]:
         """Deletes each topic's queue and node if the node is still an orphan; returns the
-        topics deleted, in the order given. Unknown and referenced topics are left alone."""
+        topics deleted, in the order given. Unknown and referenced topics are left alone.
+        `announce[topic]`, if given, goes into the outbox in the same transaction, for the
+        topics deleted only (outbox.py; a malformed message raises before anything changes)."""
         ...
 
-    async def record_answer(self, key: str, etag: str) -> tuple[int, bool]:
+    async def record_answer(
+        self, key: str, etag: str, *, announce: AnswerAnnouncement | None = None
+    ) -> tuple[int, bool]:
         """Versions the answer of one tag query (`key` names the query): if `etag` differs
         from the one stored for `key`, the version goes up by one and `etag` is stored.
         Returns (version, changed); the first call for a key returns (1, True). Atomic, so two
         DAG Managers recording the same new answer bump the version once.
-        InvalidGraphInputError for an empty key."""
+        When the answer changed, `announce(version)`'s message (if not None) goes into the
+        outbox in the same transaction. InvalidGraphInputError for an empty key; a malformed
+        message raises and records nothing."""
+        ...
+
+    async def outbox_pending(self, limit: int = DEFAULT_OUTBOX_PAGE) -> list[OutboxEntry]:
+        """Up to `limit` (1..MAX_BATCH) unacknowledged outbox entries, oldest first."""
+        ...
+
+    async def outbox_ack(self, ids: Sequence[str]) -> int:
+        """Removes the entries `ids` from the outbox (they were published); unknown ids are
+        ignored, so a second ack is harmless. Returns how many were removed."""
         ...
 
     async def aclose(self) -> None: ...

@@ -1,10 +1,10 @@
 """The DAG Manager's broker admin: the TopicAdmin port, topic specs and the in-memory adapter.
 
-The Kafka adapter arrives with the event-bus issue and joins the contract suite in
-tests/contract/test_topicadmin_contract.py by one entry. See docs/operations/gc.md.
+The Kafka adapter is `qmtl.runtime.topicadmin.kafka.KafkaTopicAdmin`, imported from there
+(it needs aiokafka, which the slim core wheel leaves out). See docs/operations/topics.md.
 """
 
-from .errors import InvalidTopicError, TopicAdminError
+from .errors import InvalidTopicError, TopicAdminError, TopicConfigMismatchError
 from .memory import InMemoryTopicAdmin
 from .port import TopicAdmin
 from .spec import (
@@ -35,6 +35,7 @@ __all__ = [
     "InvalidTopicError",
     "TopicAdmin",
     "TopicAdminError",
+    "TopicConfigMismatchError",
     "TopicSpec",
     "check_topic_name",
     "gc_tag_for",

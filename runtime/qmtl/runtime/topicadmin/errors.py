@@ -3,17 +3,18 @@
 `retryable` says whether repeating the same call after a backoff may succeed (a broker briefly
 unreachable or electing a controller); the caller decides how often. `to_qmtl_error()` gives
 what a service answers: E_QUEUE_CREATE_FAILED (503) when creating topics failed,
-E_UNAVAILABLE (503) for deleting or listing, E_VALIDATION (422) for an illegal name or spec.
+E_UNAVAILABLE (503) for deleting, listing or describing, E_VALIDATION (422) for an illegal
+name or spec, E_INVALID_STATE (409) for a topic that exists with other settings.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from qmtl.runtime.port_errors import PortError
 
-Operation = Literal["create", "delete", "list"]
+Operation = Literal["create", "delete", "list", "describe", "connect"]
 
 
 class TopicAdminError(PortError):
@@ -67,3 +68,28 @@ class InvalidTopicError(TopicAdminError):
 
     def details(self) -> dict[str, Any]:
         return {"field": self.field}
+
+
+class TopicConfigMismatchError(TopicAdminError):
+    """A topic already exists with other settings than the ones wanted (partitions,
+    replication beyond clamping, retention, cleanup policy...). Never retryable: the broker
+    keeps the topic as it is until an operator changes or deletes it. `expected` and `actual`
+    hold, per differing setting, the wanted and the broker's value."""
+
+    def __init__(
+        self, topic: str, *, expected: Mapping[str, str], actual: Mapping[str, str | None]
+    ) -> None:
+        differences = ", ".join(f"{key} {expected[key]} != {actual[key]}" for key in expected)
+        super().__init__(
+            f"topic {topic!r} exists with other settings (wanted != actual: {differences})",
+            operation="create",
+            topics=(topic,),
+            retryable=False,
+            code="E_INVALID_STATE",
+        )
+        self.topic = topic
+        self.expected = dict(expected)
+        self.actual = dict(actual)
+
+    def details(self) -> dict[str, Any]:
+        return {"queue": self.topic, "expected": self.expected, "actual": self.actual}

@@ -3,16 +3,19 @@
 Each call checks all of its input before changing anything and never awaits in between, so
 under asyncio each call is atomic. `fail_next` makes the next calls raise TopicAdminError,
 which is how tests reach a caller's broker-failure paths (GC's store-first ordering, the
-diff's retry) without a broker.
+diff's retry) without a broker. `brokers` pretends a cluster of that size, so replication is
+clamped as a real one clamps it (None, the default: no clamping).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .errors import InvalidTopicError, Operation, TopicAdminError
-from .spec import TopicSpec, check_topic_name, check_topic_spec
+from .errors import InvalidTopicError, Operation, TopicAdminError, TopicConfigMismatchError
+from .spec import TopicSpec
+from .verify import check_matches, check_names, clamped_replication, effective_config, wanted_specs
 
 
 @dataclass(slots=True)
@@ -23,7 +26,15 @@ class _Failure:
 
 
 class InMemoryTopicAdmin:
-    def __init__(self) -> None:
+    def __init__(self, *, brokers: int | None = None) -> None:
+        if brokers is not None and brokers < 1:
+            raise InvalidTopicError(
+                f"a cluster has at least 1 broker, got {brokers}",
+                field="brokers",
+                topic="",
+                operation="connect",
+            )
+        self._brokers = brokers
         self._topics: dict[str, TopicSpec] = {}
         self._failure: _Failure | None = None
         self._closed = False
@@ -38,31 +49,29 @@ class InMemoryTopicAdmin:
 
     async def ensure_topics(self, specs: Sequence[TopicSpec]) -> list[str]:
         self._check_open("create")
-        wanted: dict[str, TopicSpec] = {}
-        for index, spec in enumerate(specs):
-            check_topic_spec(spec, field_path=f"specs[{index}]")
-            earlier = wanted.setdefault(spec.name, spec)
-            if earlier != spec:
-                raise InvalidTopicError(
-                    f"topic {spec.name!r} is given twice with different specs",
-                    field=f"specs[{index}]",
-                    topic=spec.name,
-                )
+        wanted = wanted_specs(specs)
         self._maybe_fail("create", list(wanted))
         created = [name for name in wanted if name not in self._topics]
+        mismatch: TopicConfigMismatchError | None = None
+        for name, spec in wanted.items():
+            existing = self._topics.get(name)
+            if existing is None:
+                continue
+            try:
+                check_matches(spec, existing, effective_config(existing), brokers=self._brokers)
+            except TopicConfigMismatchError as exc:
+                mismatch = mismatch or exc
         for name in created:
-            self._topics[name] = wanted[name]
+            spec = wanted[name]
+            replication = clamped_replication(spec.replication_factor, self._brokers)
+            self._topics[name] = dataclasses.replace(spec, replication_factor=replication)
+        if mismatch is not None:
+            raise mismatch
         return created
 
     async def delete_topics(self, names: Sequence[str]) -> list[str]:
         self._check_open("delete")
-        for index, name in enumerate(names):
-            try:
-                check_topic_name(name, field_path=f"names[{index}]")
-            except InvalidTopicError as exc:
-                raise InvalidTopicError(
-                    exc.message, field=exc.field, topic=name, operation="delete"
-                ) from None
+        check_names(names, "delete")
         self._maybe_fail("delete", names)
         deleted: list[str] = []
         for name in names:
@@ -74,6 +83,12 @@ class InMemoryTopicAdmin:
         self._check_open("list")
         self._maybe_fail("list", ())
         return dict(self._topics)
+
+    async def describe_topics(self, names: Sequence[str]) -> dict[str, TopicSpec]:
+        self._check_open("describe")
+        check_names(names, "describe")
+        self._maybe_fail("describe", names)
+        return {name: self._topics[name] for name in names if name in self._topics}
 
     async def aclose(self) -> None:
         self._closed = True

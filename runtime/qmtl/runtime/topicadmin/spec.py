@@ -23,7 +23,8 @@ _LEGAL_NAME = re.compile(r"[a-zA-Z0-9._-]+")
 DAY_MS: Final = 24 * 60 * 60 * 1000
 
 # Keys under this prefix are QMTL's own metadata, not broker settings: a broker adapter keeps
-# them out of CreateTopics (Kafka rejects unknown topic configs) and restores them on listing.
+# them out of CreateTopics (Kafka rejects unknown topic configs), so only the in-memory adapter
+# lists them back; GC derives a queue's tag from the graph, never from the broker.
 QMTL_CONFIG_PREFIX: Final = "qmtl."
 GC_TAG_KEY: Final = "qmtl.gc_tag"
 TOPIC_TYPE_KEY: Final = "qmtl.topic_type"
@@ -115,8 +116,9 @@ def check_topic_name(name: str, *, field_path: str = "name") -> None:
 
 
 def check_topic_spec(spec: TopicSpec, *, field_path: str = "spec") -> None:
-    """Raises InvalidTopicError for an illegal name or non-positive sizes. `retention_ms` -1
-    is Kafka's "keep forever"; other negatives are refused."""
+    """Raises InvalidTopicError for an illegal name, non-positive sizes or a `retention.ms`
+    config other than `retention_ms`. `retention_ms` -1 is Kafka's "keep forever"; other
+    negatives are refused."""
     check_topic_name(spec.name, field_path=f"{field_path}.name")
     if spec.partitions < 1:
         raise InvalidTopicError(
@@ -134,6 +136,14 @@ def check_topic_spec(spec: TopicSpec, *, field_path: str = "spec") -> None:
         raise InvalidTopicError(
             f"retention_ms must be -1 (forever) or more, got {spec.retention_ms}",
             field=f"{field_path}.retention_ms",
+            topic=spec.name,
+        )
+    configured = spec.config.get("retention.ms")
+    if configured is not None and configured != str(spec.retention_ms):
+        # The broker gets retention_ms; a different config value would be silently lost.
+        raise InvalidTopicError(
+            f"config retention.ms {configured!r} disagrees with retention_ms {spec.retention_ms}",
+            field=f"{field_path}.config",
             topic=spec.name,
         )
 

@@ -1,8 +1,8 @@
-"""Where the DAG Manager's core puts the events it raises (QueueUpdated, QueueLifecycle).
+"""The envelope of every event the DAG Manager raises (QueueUpdated, QueueLifecycle, ...).
 
-The core only builds `qmtl.events.v1.Event` envelopes and hands them to an `EventSink`; which
-bus carries them is the server's choice. `InMemoryEventSink` keeps them in a list (the embedded
-default and the tests); the Kafka event bus plugs in behind the same Protocol.
+`make_event` is the one builder: it fixes the Event.id when the event is made, and the event is
+then written to the outbox with the state change that raised it (relay.py), so a republish
+after a crash carries the same id (docs/operations/outbox.md).
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import math
 import time
 import uuid
 from collections.abc import Callable
-from typing import Protocol
 
 from google.protobuf.message import Message
 
@@ -22,34 +21,13 @@ EVENT_TYPES: dict[str, str] = {
     "node_status_changed": "qmtl.dag.node_status_changed",
     "queue_updated": "qmtl.dag.queue_updated",
     "queue_lifecycle": "qmtl.dag.queue_lifecycle",
+    "service_restarted": "qmtl.ops.service_restarted",
 }
 DEFAULT_SOURCE = "qmtl/dag-manager/local"
 
 
 class UnknownEventPayload(Exception):
     """A payload field the DAG Manager does not publish (a programming error, not input)."""
-
-
-class EventSink(Protocol):
-    async def publish(self, event: event_pb2.Event) -> None: ...
-
-
-class InMemoryEventSink:
-    """Keeps every published event, in order."""
-
-    def __init__(self) -> None:
-        self.events: list[event_pb2.Event] = []
-
-    async def publish(self, event: event_pb2.Event) -> None:
-        self.events.append(event)
-
-    def payloads(self, payload_field: str) -> list[Message]:
-        """The payloads of the events of one kind, in publish order."""
-        return [
-            getattr(e, payload_field)
-            for e in self.events
-            if e.WhichOneof("payload") == payload_field
-        ]
 
 
 def make_event(

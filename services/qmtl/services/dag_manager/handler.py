@@ -27,8 +27,9 @@ from qmtl.runtime.graphstore import GraphStore, GraphStoreError, StoredNode
 from qmtl.runtime.topicadmin import TopicAdmin
 
 from .diff import DiffService
-from .events import DEFAULT_SOURCE, EventSink
+from .events import DEFAULT_SOURCE
 from .gc import GarbageCollector
+from .relay import OutboxNotify
 from .release import release_strategy
 from .tag_queries import TagQueryService
 from .tag_query_rules import MAX_INTERVAL
@@ -42,7 +43,7 @@ class DagManagerHandler(DagManagerServiceBase):
         self,
         store: GraphStore,
         topics: TopicAdmin,
-        events: EventSink,
+        events: OutboxNotify | None = None,
         *,
         clock: Callable[[], float] = time.time,
         source: str = DEFAULT_SOURCE,

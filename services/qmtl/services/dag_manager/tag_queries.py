@@ -3,28 +3,30 @@
 Every answer is hashed (its etag) and recorded in the graph store with `record_answer`, which
 bumps the query's version only when the hash differs from the one stored. The version therefore
 lives next to the graph, so every DAG Manager instance (and a restarted one) agrees on it, and
-an unchanged answer keeps its version and raises no event. Which queries are refreshed after a
-change, and what a consumer may rely on, is in docs/operations/dag-manager.md.
+an unchanged answer keeps its version and raises no event. A new version's QueueUpdated is
+written into the outbox by the same `record_answer` transaction (`announce=`), so the version
+and its announcement cannot be separated by a crash; the relay publishes it
+(docs/operations/outbox.md). Which queries are refreshed after a change, and what a consumer
+may rely on, is in docs/operations/dag-manager.md.
 """
 
 from __future__ import annotations
 
-import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 
 from qmtl.dag.v1 import queue_pb2
-from qmtl.events.v1 import queue_events_pb2
+from qmtl.events.v1 import event_pb2, queue_events_pb2
 from qmtl.runtime.errors import QmtlError
-from qmtl.runtime.graphstore import GraphStore, GraphStoreError, TaggedQueue
+from qmtl.runtime.graphstore import GraphStore, GraphStoreError, OutboxMessage, TaggedQueue
 
-from .events import DEFAULT_SOURCE, EventSink, make_event
+from .events import DEFAULT_SOURCE, make_event
+from .relay import NoRelay, OutboxNotify, outbox_message
 from .tag_query_rules import ANY, TagQueryKey, answer_etag, normalise_query
 from .touched import Touched
 
 QueueUpdated = queue_events_pb2.QueueUpdated
-_log = logging.getLogger(__name__)
 
 # Queries one instance remembers having resolved, for the refresh after a change (least
 # recently resolved forgotten first). Bounds memory; only the best-effort part of the refresh
@@ -51,20 +53,18 @@ class TagQueryService:
     def __init__(
         self,
         store: GraphStore,
-        events: EventSink,
+        relay: OutboxNotify | None = None,
         *,
         clock: Callable[[], float] = time.time,
         source: str = DEFAULT_SOURCE,
         max_tracked: int = MAX_TRACKED_QUERIES,
     ) -> None:
         self._store = store
-        self._events = events
+        self._relay = relay if relay is not None else NoRelay()
         self._clock = clock
         self._source = source
         self._max_tracked = max_tracked
         self._tracked: OrderedDict[str, TagQueryKey] = OrderedDict()
-        # Events whose publish failed, latest per query; sent before the next refresh's own.
-        self._unpublished: dict[str, QueueUpdated] = {}
         # Queries a refresh could not re-answer (the store failed); retried by the next one.
         self._stale: set[TagQueryKey] = set()
 
@@ -73,17 +73,13 @@ class TagQueryService:
         return list(self._tracked.values())
 
     @property
-    def unpublished(self) -> int:
-        return len(self._unpublished)
-
-    @property
     def stale(self) -> int:
         return len(self._stale)
 
     async def resolve(
         self, tags: Sequence[str], interval: int, match_mode: int, *, field_prefix: str = ""
     ) -> QueueUpdated:
-        """The current answer of a query with its version; publishes it if it is a new version.
+        """The current answer of a query with its version; announces it if it is a new version.
 
         E_VALIDATION (with the field path) for a malformed query, the store's typed error
         (E_UNAVAILABLE, ...) if the graph cannot answer.
@@ -91,8 +87,8 @@ class TagQueryService:
         key = normalise_query(tags, interval, match_mode, field_prefix=field_prefix)
         self._track(key)
         update, changed = await self._record(key)
-        if changed:
-            await self._publish(key, update)
+        if changed and announced(key):
+            await self._relay.announced()
         return update
 
     async def answer(
@@ -114,13 +110,13 @@ class TagQueryService:
         return True
 
     async def refresh(self, keys: Iterable[TagQueryKey]) -> list[QueueUpdated]:
-        """Re-answers each query and publishes those whose answer changed (in key order);
-        returns what was published, earlier failed publishes included.
+        """Re-answers each query and announces those whose answer changed (in key order);
+        returns the announced answers (any-interval queries are versioned, not announced).
 
         If the store fails, the queries not yet re-answered are kept and retried first by the
         next refresh, and the store's QmtlError is raised.
         """
-        published = await self.flush()
+        published: list[QueueUpdated] = []
         todo = sorted(set(keys) | self._stale, key=lambda k: k.store_key)
         self._stale.clear()
         for index, key in enumerate(todo):
@@ -129,8 +125,10 @@ class TagQueryService:
             except QmtlError:
                 self._stale.update(todo[index:])
                 raise
-            if changed and await self._publish(key, update):
+            if changed and announced(key):
                 published.append(update)
+        if published:
+            await self._relay.announced()
         return published
 
     async def refresh_touched(self, touched: Iterable[Touched]) -> list[QueueUpdated]:
@@ -149,17 +147,6 @@ class TagQueryService:
                 keys.add(key)
         return keys
 
-    async def flush(self) -> list[QueueUpdated]:
-        """Retries the publishes that failed; returns those that went through."""
-        sent = []
-        for store_key, update in list(self._unpublished.items()):
-            if self._unpublished.get(store_key) is not update:
-                continue  # superseded by a newer version meanwhile
-            key = TagQueryKey(tuple(update.tags), update.interval, update.match_mode)
-            if await self._publish(key, update):
-                sent.append(update)
-        return sent
-
     async def _record(self, key: TagQueryKey) -> tuple[QueueUpdated, bool]:
         """Reads the answer, records its etag, and re-reads after a bump until the answer
         recorded is still the one the graph gives.
@@ -168,12 +155,14 @@ class TagQueryService:
         record in the opposite order, which would leave the stale answer with the highest
         version. Whoever bumps the version checks the graph again and records once more if it
         moved, so the highest version is always an answer read after it was recorded.
+        Every version handed out is announced with the answer it versions (a stale one is
+        followed at once by its correction), so a consumer sees no gap in the versions.
         """
         changed_any = False
         queues = await self._lookup(key)
         for attempt in range(MAX_RECORD_ATTEMPTS):
             etag = answer_etag(queues)
-            version, changed = await self._record_etag(key, etag)
+            version, changed = await self._record_etag(key, etag, queues)
             changed_any = changed_any or changed
             if not changed or attempt == MAX_RECORD_ATTEMPTS - 1:
                 break  # the answer returned is always the one just recorded
@@ -189,9 +178,16 @@ class TagQueryService:
         except GraphStoreError as error:
             raise error.to_qmtl_error() from error
 
-    async def _record_etag(self, key: TagQueryKey, etag: str) -> tuple[int, bool]:
+    async def _record_etag(
+        self, key: TagQueryKey, etag: str, queues: Sequence[TaggedQueue]
+    ) -> tuple[int, bool]:
+        def announce(version: int) -> OutboxMessage:
+            return outbox_message(self._event(key, self._update(key, queues, version)))
+
         try:
-            return await self._store.record_answer(key.store_key, etag)
+            return await self._store.record_answer(
+                key.store_key, etag, announce=announce if announced(key) else None
+            )
         except GraphStoreError as error:
             raise error.to_qmtl_error() from error
 
@@ -207,12 +203,8 @@ class TagQueryService:
             etag=key.etag(version),
         )
 
-    async def _publish(self, key: TagQueryKey, update: QueueUpdated) -> bool:
-        # queue_events.proto: a published QueueUpdated has an interval of at least 1; an
-        # any-interval query is answered and versioned but not announced.
-        if key.interval == 0:
-            return False
-        event = make_event(
+    def _event(self, key: TagQueryKey, update: QueueUpdated) -> event_pb2.Event:
+        return make_event(
             "queue_updated",
             update,
             subject=key.subject,
@@ -220,26 +212,15 @@ class TagQueryService:
             source=self._source,
             clock=self._clock,
         )
-        pending = self._unpublished.get(key.store_key)
-        if pending is not None and pending.version > update.version:
-            return False  # a newer version is already waiting to go out
-        try:
-            await self._events.publish(event)
-        except Exception:
-            # The sink is pluggable (Kafka next) and its errors are not ours to type; the
-            # answer is already recorded, so keep the event and send it on the next refresh
-            # rather than failing the diff or GC that caused it.
-            _log.warning(
-                "QueueUpdated %s v%d not published", key.subject, update.version, exc_info=True
-            )
-            self._unpublished[key.store_key] = update
-            return False
-        if self._unpublished.get(key.store_key) is pending and pending is not None:
-            del self._unpublished[key.store_key]
-        return True
 
     def _track(self, key: TagQueryKey) -> None:
         self._tracked[key.store_key] = key
         self._tracked.move_to_end(key.store_key)
         while len(self._tracked) > self._max_tracked:
             self._tracked.popitem(last=False)
+
+
+def announced(key: TagQueryKey) -> bool:
+    """queue_events.proto: a published QueueUpdated has an interval of at least 1; an
+    any-interval query is answered and versioned but not announced."""
+    return key.interval > 0

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cqmtl/work/v1/work_type.proto\x12\x0cqmtl.work.v1*W\n\x08WorkType\x12\x19\n\x15WORK_TYPE_UNSPECIFIED\x10\x00\x12\x1b\n\x17WORK_TYPE_STRATEGY_DIFF\x10\x01\x12\x13\n\x0fWORK_TYPE_OTHER\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cqmtl/work/v1/work_type.proto\x12\x0cqmtl.work.v1*x\n\x08WorkType\x12\x19\n\x15WORK_TYPE_UNSPECIFIED\x10\x00\x12\x1b\n\x17WORK_TYPE_STRATEGY_DIFF\x10\x01\x12\x13\n\x0fWORK_TYPE_OTHER\x10\x02\x12\x1f\n\x1bWORK_TYPE_CALLBACK_DELIVERY\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,5 +33,5 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'qmtl.work.v1.work_type_pb2'
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_WORKTYPE']._serialized_start=46
-  _globals['_WORKTYPE']._serialized_end=133
+  _globals['_WORKTYPE']._serialized_end=166
 # @@protoc_insertion_point(module_scope)

@@ -33,6 +33,12 @@ class _WorkTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_WorkType.Val
     """
     WORK_TYPE_OTHER: _WorkType.ValueType  # 2
     """Any other job; `payload_type` names the payload message."""
+    WORK_TYPE_CALLBACK_DELIVERY: _WorkType.ValueType  # 3
+    """POST one event to a strategy's callback URL, signed (Gateway's callback
+    delivery; docs/operations/callbacks.md).
+
+    payload: a serialized `qmtl.work.v1.CallbackDelivery`; result: empty.
+    """
 
 class WorkType(_WorkType, metaclass=_WorkTypeEnumTypeWrapper):
     """WorkType says what a work item does and how to decode its payload."""
@@ -47,4 +53,10 @@ serialized `qmtl.dagmanager.v1.DiffResponse`.
 """
 WORK_TYPE_OTHER: WorkType.ValueType  # 2
 """Any other job; `payload_type` names the payload message."""
+WORK_TYPE_CALLBACK_DELIVERY: WorkType.ValueType  # 3
+"""POST one event to a strategy's callback URL, signed (Gateway's callback
+delivery; docs/operations/callbacks.md).
+
+payload: a serialized `qmtl.work.v1.CallbackDelivery`; result: empty.
+"""
 Global___WorkType: _TypeAlias = WorkType  # noqa: Y015

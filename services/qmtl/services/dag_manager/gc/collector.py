@@ -6,11 +6,13 @@ A sweep, under a lock (one sweep at a time per collector):
 2. takes the first `batch_size` candidates (the rest wait for the next sweep), archives the
    sentinel ones if an archiver is configured (a failed archive skips the queue);
 3. deletes them from the graph FIRST, with `GraphStore.delete_queues`, which deletes only what
-   is still an orphan: a queue referenced again since step 1 is kept;
-4. then deletes exactly the topics the store deleted from the broker and publishes one
-   QueueLifecycle per topic. If the broker fails, the topics stay pending in this collector
-   and every later sweep retries them first (deletes are idempotent); the node coming back
-   (a diff re-created it, so its topic is live again) cancels its pending delete.
+   is still an orphan (a queue referenced again since step 1 is kept) and writes one
+   QueueLifecycle per deleted queue into the outbox in the same transaction (the relay
+   publishes it; docs/operations/outbox.md);
+4. then deletes exactly the topics the store deleted from the broker. If the broker fails,
+   the topics stay pending in this collector and every later sweep retries them first
+   (deletes are idempotent); the node coming back (a diff re-created it, so its topic is live
+   again) cancels its pending delete.
 Store first, so the graph never names a queue whose topic is gone; the cost is a topic that
 outlives its node until the broker delete succeeds. docs/operations/gc.md has the details.
 """
@@ -26,10 +28,11 @@ from typing import Protocol
 
 from qmtl.dagmanager.v1 import gc_messages_pb2
 from qmtl.events.v1 import event_pb2
-from qmtl.runtime.graphstore import GraphStoreError, Orphan, StoredNode
+from qmtl.runtime.graphstore import DeleteAnnouncements, GraphStoreError, Orphan, StoredNode
 from qmtl.runtime.topicadmin import TopicAdmin, TopicAdminError, gc_tag_for
 
-from ..events import DEFAULT_SOURCE, EventSink
+from ..events import DEFAULT_SOURCE
+from ..relay import NoRelay, OutboxNotify, outbox_message
 from .lifecycle import ARCHIVED, DROP, MISSING_CLIENT, NOT_ARCHIVED, lifecycle_event
 from .policy import (
     DEFAULT_OBSERVE_LIMIT,
@@ -53,7 +56,9 @@ class GcStore(Protocol):
 
     async def orphans(self, older_than: float, limit: int = 1000) -> list[Orphan]: ...
 
-    async def delete_queues(self, topics: Sequence[str]) -> list[str]: ...
+    async def delete_queues(
+        self, topics: Sequence[str], *, announce: DeleteAnnouncements | None = None
+    ) -> list[str]: ...
 
     async def get_nodes(self, node_ids: Sequence[str]) -> dict[str, StoredNode]: ...
 
@@ -117,7 +122,7 @@ class GarbageCollector:
         self,
         store: GcStore,
         topics: TopicAdmin,
-        events: EventSink,
+        relay: OutboxNotify | None = None,
         *,
         policies: Mapping[str, GcPolicy] = DEFAULT_POLICIES,
         clock: Callable[[], float] = time.time,
@@ -129,7 +134,7 @@ class GarbageCollector:
         check_observe_limit(observe_limit)
         self._store = store
         self._topics = topics
-        self._events = events
+        self._relay = relay if relay is not None else NoRelay()
         self._policies = dict(policies)
         self._clock = clock
         self._archiver = archiver
@@ -180,8 +185,18 @@ class GarbageCollector:
                 self._report_processed(builder, decision)
             return GcOutcome(builder.finish(self._clock()), (), self.broker_pending, None)
 
-        topics = [d.candidate.orphan.topic for d in decisions]
-        deleted = set(await self._store.delete_queues(topics)) if topics else set()
+        # Written with the delete, for the queues it deletes: a crash after the commit
+        # still announces them (the relay), a queue kept in use announces nothing.
+        announce = {
+            d.candidate.orphan.topic: outbox_message(self._event(d, correlation_id))
+            for d in decisions
+        }
+        topics = list(announce)
+        deleted = (
+            set(await self._store.delete_queues(topics, announce=announce)) if topics else set()
+        )
+        if deleted:
+            await self._relay.announced()
         dropped: list[DroppedQueue] = []
         for decision in decisions:
             orphan = decision.candidate.orphan
@@ -200,7 +215,7 @@ class GarbageCollector:
                     orphan.interval,
                 )
             )
-        broker_error = await self._flush_pending(correlation_id)
+        broker_error = await self._flush_pending()
         report = builder.finish(self._clock())
         return GcOutcome(report, tuple(dropped), self.broker_pending, broker_error)
 
@@ -260,8 +275,9 @@ class GarbageCollector:
             candidate.age,
         )
 
-    async def _flush_pending(self, correlation_id: str) -> TopicAdminError | None:
-        """Deletes the pending topics from the broker, in chunks; publishes their events."""
+    async def _flush_pending(self) -> TopicAdminError | None:
+        """Deletes the pending topics from the broker, in chunks (their events are already
+        in the outbox, written with the graph delete)."""
         while self._pending:
             chunk = list(self._pending.items())[:MAX_GC_BATCH]
             live = await self._store.get_nodes([d.candidate.orphan.node_id for _, d in chunk])
@@ -283,9 +299,7 @@ class GarbageCollector:
                     exc.message,
                 )
                 return exc
-            for topic, decision in doomed:
-                await self._events.publish(self._event(decision, correlation_id))
-                # Only after publishing: a sink failure leaves it pending, published next time.
+            for topic, _ in doomed:
                 del self._pending[topic]
         return None
 

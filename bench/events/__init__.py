@@ -1,0 +1,1 @@
+"""Event-bus throughput: KafkaEventBus against raw aiokafka with the same safe settings."""

@@ -1,0 +1,169 @@
+"""What the bus hands a handler, and the wire: how an Event becomes a broker record and back.
+
+The wire is plain protobuf so that a consumer knowing nothing of QMTL can read it with the
+generated classes: value = `Event.SerializeToString()`, key = `Event.subject` (UTF-8; one
+subject lands on one partition and stays ordered), headers `content-type`,
+`qmtl-message-type` (the message's full name) and `qmtl-event-id`. A record that does not
+decode to an Event with an id and a type is dead-lettered with the reason (see `decode`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from google.protobuf.message import DecodeError
+
+from qmtl.events.v1 import event_pb2
+
+from .errors import EventBusError, InvalidEventError
+from .topics import is_dead_letter_topic
+
+CONTENT_TYPE = "application/x-protobuf"
+MESSAGE_TYPE = event_pb2.Event.DESCRIPTOR.full_name  # "qmtl.events.v1.Event"
+
+HEADER_CONTENT_TYPE = "content-type"
+HEADER_MESSAGE_TYPE = "qmtl-message-type"
+HEADER_EVENT_ID = "qmtl-event-id"
+
+# Headers a dead letter carries besides the original record's own.
+HEADER_DLQ_REASON = "qmtl-dlq-reason"
+HEADER_DLQ_TOPIC = "qmtl-dlq-topic"
+HEADER_DLQ_PARTITION = "qmtl-dlq-partition"
+HEADER_DLQ_OFFSET = "qmtl-dlq-offset"
+HEADER_DLQ_GROUP = "qmtl-dlq-group"
+
+Headers = list[tuple[str, bytes]]
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One event as a subscriber receives it, with where it was read from."""
+
+    event: event_pb2.Event
+    topic: str
+    partition: int
+    offset: int
+
+
+Handler = Callable[[Delivery], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class WireRecord:
+    """A broker record as bytes: what a publish writes and a consumer reads."""
+
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...]
+
+
+class UndecodableRecord(Exception):
+    """A record that is not an Event; `reason` goes into the dead letter's headers."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def encode(event: event_pb2.Event) -> WireRecord:
+    return WireRecord(
+        key=event.subject.encode(),
+        value=event.SerializeToString(),
+        headers=(
+            (HEADER_CONTENT_TYPE, CONTENT_TYPE.encode()),
+            (HEADER_MESSAGE_TYPE, MESSAGE_TYPE.encode()),
+            (HEADER_EVENT_ID, event.id.encode()),
+        ),
+    )
+
+
+def decode(value: bytes | None, headers: Sequence[tuple[str, bytes]]) -> event_pb2.Event:
+    """The Event in a record, or UndecodableRecord. Headers are optional (a foreign producer
+    may send none) but when present must name protobuf and the Event type. Protobuf parses
+    many random byte strings as unknown fields, so an Event without an id or type is refused
+    too: it could not be deduped or routed."""
+    found = {name.lower(): raw for name, raw in headers}
+    content_type = found.get(HEADER_CONTENT_TYPE)
+    if content_type is not None and content_type.split(b";")[0].strip() != CONTENT_TYPE.encode():
+        raise UndecodableRecord(f"content-type is {content_type!r}, not {CONTENT_TYPE}")
+    message_type = found.get(HEADER_MESSAGE_TYPE)
+    if message_type is not None and message_type != MESSAGE_TYPE.encode():
+        raise UndecodableRecord(f"message type is {message_type!r}, not {MESSAGE_TYPE}")
+    if value is None:
+        raise UndecodableRecord("record has no value (a tombstone)")
+    try:
+        event = event_pb2.Event.FromString(value)
+    except DecodeError as exc:
+        raise UndecodableRecord(f"not a {MESSAGE_TYPE}: {exc}") from None
+    if not event.id or not event.type:
+        raise UndecodableRecord(f"{MESSAGE_TYPE} without id or type")
+    return event
+
+
+def dead_letter_headers(
+    original: Sequence[tuple[str, bytes]],
+    *,
+    reason: str,
+    topic: str,
+    partition: int,
+    offset: int,
+    group: str,
+) -> Headers:
+    """The original headers plus where the record came from and why it was put aside."""
+    return [
+        *original,
+        (HEADER_DLQ_REASON, reason.encode(errors="replace")),
+        (HEADER_DLQ_TOPIC, topic.encode()),
+        (HEADER_DLQ_PARTITION, str(partition).encode()),
+        (HEADER_DLQ_OFFSET, str(offset).encode()),
+        (HEADER_DLQ_GROUP, group.encode()),
+    ]
+
+
+def check_publishable(topic: str, events: Sequence[event_pb2.Event]) -> None:
+    """Refuses, before anything is sent, events a consumer could not dedupe or key."""
+    if not topic:
+        raise InvalidEventError("topic is empty", field="topic")
+    if is_dead_letter_topic(topic):
+        raise InvalidEventError(
+            f"{topic!r} is a dead-letter topic; only consumers write there", field="topic"
+        )
+    for index, event in enumerate(events):
+        for name in ("id", "type", "subject"):
+            if not getattr(event, name):
+                raise InvalidEventError(
+                    f"event has no {name}", field=f"events[{index}].{name}", topic=topic
+                )
+
+
+def check_subscribable(topics: Sequence[str], group: str) -> None:
+    """Refuses a subscription the bus could not serve: no topics, no group, or a dead-letter
+    topic (its records are not Events; read them with the broker's tools)."""
+    if not topics:
+        raise EventBusError(
+            "subscribe needs at least one topic",
+            operation="subscribe",
+            retryable=False,
+            code="E_VALIDATION",
+            field="topics",
+        )
+    if not group:
+        raise EventBusError(
+            "subscribe needs a consumer group",
+            operation="subscribe",
+            topics=topics,
+            retryable=False,
+            code="E_VALIDATION",
+            field="group",
+        )
+    for index, topic in enumerate(topics):
+        if not topic or is_dead_letter_topic(topic):
+            raise EventBusError(
+                f"cannot subscribe to {topic!r}: empty or a dead-letter topic",
+                operation="subscribe",
+                topics=topics,
+                retryable=False,
+                code="E_VALIDATION",
+                field=f"topics[{index}]",
+            )
