@@ -11,6 +11,7 @@
 #   make typecheck       mypy --strict on runtime/, services/, codegen/, bench/
 #   make bench           benchmarks against their baselines in the same run; prints the ratios
 #   make test            setup + services-up, then the whole test suite
+#   make test-gateway    the Gateway's tests alone (make test-dagmanager: the DAG Manager's)
 #   make fuzz            atheris on every fuzz target, FUZZ_SECONDS in all (default 600)
 #   make clean           stop the servers and remove .venv, .tools, .services, .fuzz and caches
 
@@ -22,7 +23,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 BUF := .tools/bin/buf
-MYPY_TARGETS := runtime/qmtl services/qmtl codegen/qmtl_codegen bench
+MYPY_TARGETS := runtime/qmtl services/qmtl services/gateway/qmtl services/dag_manager/qmtl codegen/qmtl_codegen bench
 BENCH_ARGS ?=
 # make bench: extra arguments of bench/graph (e.g. --quick); bench/graph/README.md.
 GRAPH_BENCH_ARGS ?=
@@ -35,10 +36,10 @@ AGAINST ?= main
 GENERATED := generated docs/schemas/reference.md docs/openapi tests/golden/fixtures
 
 .PHONY: help setup services-up services-down services-status generate check-generated breaking \
-	docs lint typecheck test bench fuzz clean lock
+	docs lint typecheck test test-gateway test-dagmanager bench fuzz clean lock
 
 help:
-	@sed -n '2,16s/^# //p' Makefile
+	@sed -n '2,17s/^# //p' Makefile
 
 setup:
 	@echo "==> setup: system packages, .venv and .tools (skips what is already in place)"
@@ -91,6 +92,15 @@ typecheck: prereqs
 test: services-up check-generated
 	@echo "==> test: pytest against the real servers"
 	@$(BIN)/pytest $(PYTEST_ARGS)
+
+# One service's tests alone (its package, tests/<service>/ and the boundary check).
+test-gateway: services-up
+	@echo "==> test-gateway: the Gateway's tests against the real servers"
+	@$(BIN)/pytest tests/gateway tests/test_service_boundaries.py $(PYTEST_ARGS)
+
+test-dagmanager: services-up
+	@echo "==> test-dagmanager: the DAG Manager's tests against the real servers"
+	@$(BIN)/pytest tests/dag_manager tests/test_service_boundaries.py $(PYTEST_ARGS)
 
 bench: services-up
 	@echo "==> bench [1/4 queue]: work queue vs a raw redis-py baseline (same Redis, same fsync policy)"

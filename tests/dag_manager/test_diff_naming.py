@@ -16,7 +16,7 @@ from qmtl.services.dag_manager.diff.naming import (
     first_free,
     version_of,
 )
-from tests.unit.dag_manager.dag_builders import make_node
+from tests.dag_manager.dag_builders import make_node
 
 NULL_HASH = "74234e98afe7498fb5daf1f36ac2d78acc339464f950703b8c019892f982b90b"
 INDICATOR_ID = "blake3:abcdef1234" + "5" * 54

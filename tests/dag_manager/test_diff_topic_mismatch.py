@@ -7,8 +7,8 @@ import dataclasses
 
 from qmtl.runtime.errors import ErrorCode
 from qmtl.runtime.topicadmin import topic_spec_for
-from tests.unit.dag_manager.dag_builders import DagBuilder, chain
-from tests.unit.dag_manager.diff_support import expect_rejected, make_env
+from tests.dag_manager.dag_builders import DagBuilder, chain
+from tests.dag_manager.diff_support import expect_rejected, make_env
 
 
 def one_source() -> tuple[DagBuilder, str]:

@@ -1,6 +1,6 @@
 """TagQueryService on the in-memory graph store: answers, normalisation, versions and events.
 
-Version agreement between instances on the real Neo4j: tests/integration/test_tag_queries_neo4j.py.
+Version agreement between instances on the real Neo4j: tests/dag_manager/test_tag_queries_neo4j.py.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from qmtl.runtime.graphstore.neo4j import Neo4jGraphStore
 from qmtl.services.dag_manager.tag_queries import TagQueryService
 from tests.contract.graphstore_neo4j import DATABASE, migrated_graph
 from tests.contract.graphstore_support import ManualClock, node
-from tests.unit.dag_manager.outbox_support import RecordingBus, RelayedEvents
+from tests.dag_manager.outbox_support import RecordingBus, RelayedEvents
 
 ANY = match_mode_pb2.MATCH_MODE_ANY
 ALL = match_mode_pb2.MATCH_MODE_ALL

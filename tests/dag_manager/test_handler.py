@@ -36,8 +36,8 @@ from qmtl.runtime.graphstore import (
 from qmtl.runtime.topicadmin import InMemoryTopicAdmin
 from qmtl.services.dag_manager.handler import DagManagerHandler
 from tests.contract.graphstore_support import ManualClock
-from tests.unit.dag_manager.dag_builders import DagBuilder, make_node
-from tests.unit.dag_manager.outbox_support import RelayedEvents
+from tests.dag_manager.dag_builders import DagBuilder, make_node
+from tests.dag_manager.outbox_support import RelayedEvents
 
 SECRET = b"dag-manager-handler-test"
 PROTOBUF, JSON = "application/x-protobuf", "application/json"

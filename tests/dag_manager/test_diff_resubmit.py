@@ -14,8 +14,8 @@ from qmtl.dagmanager.v1 import diff_messages_pb2
 from qmtl.runtime.errors import ErrorCode
 from qmtl.runtime.graphstore import Applied, GraphChanges, GraphStore, InMemoryGraphStore
 from qmtl.services.dag_manager.diff import DiffService
-from tests.unit.dag_manager.dag_builders import DagBuilder, chain, diff_request
-from tests.unit.dag_manager.diff_support import DiffEnv, expect_rejected, make_env
+from tests.dag_manager.dag_builders import DagBuilder, chain, diff_request
+from tests.dag_manager.diff_support import DiffEnv, expect_rejected, make_env
 
 
 @dataclass

@@ -20,8 +20,8 @@ from qmtl.runtime.graphstore import (
 )
 from qmtl.runtime.topicadmin import topic_spec_for
 from qmtl.services.dag_manager.diff import BUFFER_WINDOW_SECONDS, DiffLimits, topic_candidates
-from tests.unit.dag_manager.dag_builders import DagBuilder, chain, make_node
-from tests.unit.dag_manager.diff_support import DiffEnv, expect_rejected, make_env
+from tests.dag_manager.dag_builders import DagBuilder, chain, make_node
+from tests.dag_manager.diff_support import DiffEnv, expect_rejected, make_env
 
 E = ErrorCode
 

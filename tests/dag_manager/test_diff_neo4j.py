@@ -26,7 +26,7 @@ from qmtl.services.dag_manager.diff import DiffService, topic_candidates
 from qmtl.services.dag_manager.diff.snapshot import snapshot_key
 from tests.contract.graphstore_neo4j import DATABASE, migrated_graph
 from tests.contract.graphstore_support import ManualClock
-from tests.unit.dag_manager.dag_builders import DagBuilder, chain
+from tests.dag_manager.dag_builders import DagBuilder, chain
 
 
 @dataclass

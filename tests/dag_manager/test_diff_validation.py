@@ -13,8 +13,8 @@ from qmtl.runtime.errors import ErrorCode, QmtlError
 from qmtl.runtime.graphstore import InMemoryGraphStore
 from qmtl.runtime.topicadmin import InMemoryTopicAdmin
 from qmtl.services.dag_manager.diff import DiffLimits, DiffService, InvalidDiffLimits, validate
-from tests.unit.dag_manager.dag_builders import DagBuilder, chain, diff_request, make_node
-from tests.unit.dag_manager.diff_support import DiffEnv, expect_rejected, make_env
+from tests.dag_manager.dag_builders import DagBuilder, chain, diff_request, make_node
+from tests.dag_manager.diff_support import DiffEnv, expect_rejected, make_env
 
 E = ErrorCode
 Request = diff_messages_pb2.DiffRequest

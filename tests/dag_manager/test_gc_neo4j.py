@@ -12,7 +12,7 @@ from qmtl.runtime.graphstore import DeleteAnnouncements, GraphStore, Orphan, Sto
 from qmtl.services.dag_manager.gc import GarbageCollector
 from tests.contract.graphstore_neo4j import SharedGraph, shared_graph
 from tests.contract.graphstore_support import ManualClock, open_graph_store
-from tests.unit.dag_manager.gc_support import DAY, GcWorld, make_world
+from tests.dag_manager.gc_support import DAY, GcWorld, make_world
 
 __all__ = ["shared_graph"]  # the session's migrated Neo4j prefix, a fixture
 
