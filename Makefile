@@ -10,8 +10,9 @@
 #   make lint            ruff, buf lint, buf format --diff
 #   make typecheck       mypy --strict on runtime/, services/, codegen/, bench/
 #   make bench           benchmarks against their baselines in the same run; prints the ratios
+#   make demo            two sample strategies end to end, no server (BACKEND=real: the real ones)
 #   make test            setup + services-up, then the whole test suite
-#   make test-gateway    the Gateway's tests alone (make test-dagmanager: the DAG Manager's)
+#   make test-gateway    the Gateway's tests alone (make test-dagmanager, make test-sdk: likewise)
 #   make fuzz            atheris on every fuzz target, FUZZ_SECONDS in all (default 600)
 #   make clean           stop the servers and remove .venv, .tools, .services, .fuzz and caches
 
@@ -23,12 +24,18 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 BUF := .tools/bin/buf
-MYPY_TARGETS := runtime/qmtl services/qmtl services/gateway/qmtl services/dag_manager/qmtl codegen/qmtl_codegen bench
+MYPY_TARGETS := runtime/qmtl services/qmtl services/gateway/qmtl services/dag_manager/qmtl services/sdk/qmtl codegen/qmtl_codegen bench
 BENCH_ARGS ?=
 # make bench: extra arguments of bench/graph (e.g. --quick); bench/graph/README.md.
 GRAPH_BENCH_ARGS ?=
 # make bench: extra arguments of bench/events (e.g. --quick); bench/events/README.md.
 EVENTS_BENCH_ARGS ?=
+# make bench: extra arguments of bench/submit (e.g. --quick); bench/submit/README.md.
+SUBMIT_BENCH_ARGS ?=
+# make demo: BACKEND=real starts the real servers and runs `qmtl demo --backend real`;
+# DEMO_ARGS: more flags of `qmtl demo` (e.g. --log-level INFO).
+BACKEND ?= memory
+DEMO_ARGS ?=
 # make fuzz: total seconds, split evenly over the targets (docs/operations/fuzzing.md).
 FUZZ_SECONDS ?= 600
 AGAINST ?= main
@@ -36,10 +43,10 @@ AGAINST ?= main
 GENERATED := generated docs/schemas/reference.md docs/openapi tests/golden/fixtures
 
 .PHONY: help setup services-up services-down services-status generate check-generated breaking \
-	docs lint typecheck test test-gateway test-dagmanager bench fuzz clean lock
+	docs lint typecheck test test-gateway test-dagmanager test-sdk bench fuzz clean lock
 
 help:
-	@sed -n '2,17s/^# //p' Makefile
+	@sed -n '2,18s/^# //p' Makefile
 
 setup:
 	@echo "==> setup: system packages, .venv and .tools (skips what is already in place)"
@@ -102,15 +109,26 @@ test-dagmanager: services-up
 	@echo "==> test-dagmanager: the DAG Manager's tests against the real servers"
 	@$(BIN)/pytest tests/dag_manager tests/test_service_boundaries.py $(PYTEST_ARGS)
 
+test-sdk: services-up
+	@echo "==> test-sdk: the SDK's tests against the real servers"
+	@$(BIN)/pytest tests/sdk tests/test_service_boundaries.py $(PYTEST_ARGS)
+
 bench: services-up
-	@echo "==> bench [1/4 queue]: work queue vs a raw redis-py baseline (same Redis, same fsync policy)"
+	@echo "==> bench [1/5 queue]: work queue vs a raw redis-py baseline (same Redis, same fsync policy)"
 	@$(BIN)/python -m bench.queue.run $(BENCH_ARGS)
-	@echo "==> bench [2/4 http]: generated GET route vs a bare Starlette route (same bytes, same server)"
+	@echo "==> bench [2/5 http]: generated GET route vs a bare Starlette route (same bytes, same server)"
 	@$(BIN)/python -m bench.http.run
-	@echo "==> bench [3/4 graph]: tag lookup at 100k nodes with vs without the TAG index; 1,000-node diff (Neo4j)"
+	@echo "==> bench [3/5 graph]: tag lookup at 100k nodes with vs without the TAG index; 1,000-node diff (Neo4j)"
 	@$(BIN)/python -m bench.graph.run $(GRAPH_BENCH_ARGS)
-	@echo "==> bench [4/4 events]: 1 KB events through the EventBus (Kafka) vs raw aiokafka with the same safe settings"
+	@echo "==> bench [4/5 events]: 1 KB events through the EventBus (Kafka) vs raw aiokafka with the same safe settings"
 	@$(BIN)/python -m bench.events.run $(EVENTS_BENCH_ARGS)
+	@echo "==> bench [5/5 submit]: 1,000-node DAG through qmtl gateway -> qmtl dagmanager (real, memory) vs the bare diff; 2+2 vs 1+1 CPU per submission"
+	@$(BIN)/python -m bench.submit.run $(SUBMIT_BENCH_ARGS)
+
+.PHONY: demo
+demo: $(if $(filter real,$(BACKEND)),services-up,prereqs)
+	@echo "==> demo: two strategies sharing nodes, end to end (--backend $(BACKEND))"
+	@$(BIN)/qmtl demo --backend $(BACKEND) $(DEMO_ARGS)
 
 fuzz: prereqs
 	@echo "==> fuzz: atheris on tests/fuzz/targets.py for $(FUZZ_SECONDS) s in all; crashes -> tests/fuzz/crashes/"

@@ -44,7 +44,7 @@ phase_system() {
 
 phase_venv() {
   local stamp="$VENV/.qmtl-installed" want
-  want="$(cat pyproject.toml runtime/pyproject.toml codegen/pyproject.toml generated/python/pyproject.toml services/gateway/pyproject.toml services/dag_manager/pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1)"
+  want="$(cat pyproject.toml runtime/pyproject.toml codegen/pyproject.toml generated/python/pyproject.toml services/gateway/pyproject.toml services/dag_manager/pyproject.toml services/sdk/pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1)"
   if [ -x "$VENV/bin/python" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
     say "python venv: .venv up to date"
     return
@@ -58,7 +58,7 @@ phase_venv() {
   # qmtl-contracts (generated/python) depends on qmtl-runtime-core (runtime/), which is on no
   # index: both are installed editable in one resolve.
   "$VENV/bin/python" -m pip install -q -c constraints.txt -e '.[dev]' -e ./runtime -e ./codegen -e ./generated/python \
-    -e ./services/gateway -e ./services/dag_manager
+    -e ./services/gateway -e ./services/dag_manager -e ./services/sdk
   echo "$want" >"$stamp"
 }
 

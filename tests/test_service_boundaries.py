@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SERVICES = {
     "gateway": ROOT / "services" / "gateway",
     "dag_manager": ROOT / "services" / "dag_manager",
+    "sdk": ROOT / "services" / "sdk",
 }
 # Generated contract packages (qmtl-contracts) and the runtime (qmtl-nextgen/qmtl-runtime-core).
 ALLOWED_QMTL = (

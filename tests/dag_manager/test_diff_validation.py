@@ -9,10 +9,11 @@ import pytest
 
 from qmtl.dag.v1 import dag_pb2, node_pb2
 from qmtl.dagmanager.v1 import diff_messages_pb2
+from qmtl.runtime.dag_validation import validator
 from qmtl.runtime.errors import ErrorCode, QmtlError
 from qmtl.runtime.graphstore import InMemoryGraphStore
 from qmtl.runtime.topicadmin import InMemoryTopicAdmin
-from qmtl.services.dag_manager.diff import DiffLimits, DiffService, InvalidDiffLimits, validate
+from qmtl.services.dag_manager.diff import DiffLimits, DiffService, InvalidDiffLimits
 from tests.dag_manager.dag_builders import DagBuilder, chain, diff_request, make_node
 from tests.dag_manager.diff_support import DiffEnv, expect_rejected, make_env
 
@@ -361,7 +362,7 @@ async def test_a_stored_dependency_outside_the_dag_is_fine(env: DiffEnv) -> None
 async def test_dag_plus_stored_dependencies_must_fit_one_graph_batch(
     env: DiffEnv, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(validate, "MAX_BATCH", 2)  # instead of 10,000 nodes
+    monkeypatch.setattr(validator, "MAX_BATCH", 2)  # instead of 10,000 nodes
     builder = DagBuilder()
     builder.node("Indicator", tags=["eth"], params={"x": 1}, deps=[env.seeded[1]])
     builder.node("Indicator", tags=["eth"], params={"x": 2}, deps=[env.seeded[1]])

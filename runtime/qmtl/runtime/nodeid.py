@@ -2,12 +2,14 @@
 
 canonical bytes = `node_type|interval|period|params|deps|schema_compat_id|code_hash` (UTF-8);
 `node_id = "blake3:" + hex(blake3(bytes))`; a DAG's checksum is zlib CRC32 chained over its ids
-in submitted order. This module computes; it does not validate a DAG's edges, tags or ranges.
+in submitted order; a DAG's `dag_hash` is hex SHA-256 over its sorted, distinct ids joined by
+"\n". This module computes; it does not validate a DAG's edges, tags or ranges.
 Every rule violation is a `QmtlError` whose details name the node `index` and the `field`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import zlib
@@ -223,3 +225,16 @@ def node_ids_crc32(ids: Iterable[str]) -> int:
     for item in ids:
         crc = zlib.crc32(item.encode("utf-8"), crc)
     return crc
+
+
+def dag_hash(ids: Iterable[str]) -> str:
+    """Hex SHA-256 of the sorted, distinct node ids joined by "\\n" (UTF-8): the identity of a
+    DAG, the Gateway's duplicate-submission key.
+
+    Each id already hashes its node's inputs (their ids among them), so the set of ids
+    identifies the graph; sorting makes it independent of node order and of everything
+    protobuf bytes vary with (field order, unknown fields, map order), which is why it is not
+    computed over the encoded Dag. Call it on validated ids: it does not check them.
+    """
+    joined = "\n".join(sorted(set(ids)))
+    return hashlib.sha256(joined.encode("utf-8")).hexdigest()

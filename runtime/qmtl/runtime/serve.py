@@ -6,13 +6,15 @@ on ONE event loop, all three calling the SAME handler instance, until SIGINT/SIG
 grace period and returns, so `asyncio.run(serve(...))` exits 0. The listeners are uvicorn
 `Server` objects over sockets bound here (port 0 = any free port; `Served` reports the bound
 ports), which lets a bind failure surface as a typed ServeError naming the listener instead of
-uvicorn's `sys.exit`. docs/operations/serving.md describes the options.
+uvicorn's `sys.exit`. Given a HealthReporter, both HTTP listeners also serve /health and
+/ready (health_routes). docs/operations/serving.md describes the options.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import math
 import signal
@@ -23,16 +25,20 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import uvicorn
+from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute
+from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from qmtl.common.v1 import health_pb2
 from qmtl.runtime import codec
 from qmtl.runtime.auth import TokenVerifier
 from qmtl.runtime.errors import QmtlError
+from qmtl.runtime.health import PUBLIC_VIEW, HealthReporter
 from qmtl.runtime.http import server as http_server
 from qmtl.runtime.http.limits import resolve_max_body_bytes
 from qmtl.runtime.pipeline import Interceptor
+from qmtl.runtime.redact import public_message
 
 if TYPE_CHECKING:
     import grpc  # imported when a gRPC listener starts: HTTP-only serving needs no grpcio
@@ -46,6 +52,8 @@ DEFAULT_GRPC_PORT = 50051
 # Long enough for any call within the default client timeouts to finish; short enough for an
 # orchestrator's own kill timeout (Kubernetes: 30 s) to leave room after it.
 DEFAULT_GRACE_SECONDS = 10.0
+HEALTH_PATH = "/health"
+READY_PATH = "/ready"
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
@@ -210,6 +218,58 @@ class _CutOff:
         )(scope, receive, send)
 
 
+_HEALTH_FIELDS = health_pb2.ServiceHealth.DESCRIPTOR.fields_by_name
+
+
+def health_routes(reporter: HealthReporter, *, public: bool) -> list[BaseRoute]:
+    """/health (liveness) and /ready (readiness) over `reporter`, anonymous, GET only.
+
+    /health answers 200 whenever the process serves, without checking a backend (an
+    orchestrator restarts a process that fails it; a backend outage must not do that). /ready
+    runs the checks: 200 when ready, 503 otherwise, with the ServiceHealth as body. A public
+    listener clears the internal_only fields (components, instance, versions), so the
+    anonymous world learns the state and readiness and nothing it could use to aim. JSON
+    unless `Accept` asks for protobuf, with default values written (`"ready": false`).
+    """
+
+    def answer(
+        request: Request, health: health_pb2.ServiceHealth, status: int, *, hide: bool
+    ) -> Response:
+        if hide:
+            health = public_message(health, PUBLIC_VIEW)
+        accept = request.headers.get("accept")
+        try:
+            encoding = codec.negotiate(accept, default=codec.Encoding.JSON)
+        except QmtlError as exc:
+            return http_server.error_response(exc, accept, default=codec.Encoding.JSON)
+        body = codec.encode(health, encoding, emit_defaults=True)
+        if hide and encoding is codec.Encoding.JSON:
+            # Written with defaults so `"ready": false` shows; the cleared fields' empty
+            # values would still name them, so they go.
+            mapped = json.loads(body)
+            for name in PUBLIC_VIEW.clear:
+                mapped.pop(_HEALTH_FIELDS[name].json_name, None)
+            body = json.dumps(mapped, separators=(",", ":")).encode()
+        return Response(
+            body,
+            status_code=status,
+            media_type=encoding.media_type,
+            headers={"Cache-Control": "no-store"},
+        )
+
+    async def liveness(request: Request) -> Response:
+        return answer(request, reporter.liveness(), 200, hide=True)
+
+    async def readiness(request: Request) -> Response:
+        health = await reporter.snapshot()
+        return answer(request, health, 200 if health.ready else 503, hide=public)
+
+    return [
+        Route(HEALTH_PATH, liveness, methods=["GET"], name="health"),
+        Route(READY_PATH, readiness, methods=["GET"], name="ready"),
+    ]
+
+
 def _bind(name: str, host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -245,8 +305,10 @@ class Served:
         *,
         config: ServeConfig | None = None,
         interceptors: Sequence[Interceptor] = (),
+        health: HealthReporter | None = None,
     ) -> None:
         self.handler = handler
+        self.health = health
         self.verifier = verifier
         self.service = service
         self.config = ServeConfig() if config is None else config
@@ -315,6 +377,7 @@ class Served:
         public = internal = None
         if cfg.public_port is not None and svc.public_routes is not None:
             routes = svc.public_routes(self.handler, self.verifier, interceptors=self.interceptors)
+            routes = [*self._health_routes(public=True), *routes]
             public = http_server.create_public_app(
                 routes, openapi=svc.public_openapi, title=f"{svc.name} (public)", **options
             )
@@ -322,10 +385,14 @@ class Served:
             routes = svc.internal_routes(
                 self.handler, self.verifier, interceptors=self.interceptors
             )
+            routes = [*self._health_routes(public=False), *routes]
             internal = http_server.create_internal_app(
                 routes, openapi=svc.internal_openapi, title=f"{svc.name} (internal)", **options
             )
         return public, internal
+
+    def _health_routes(self, *, public: bool) -> list[BaseRoute]:
+        return [] if self.health is None else health_routes(self.health, public=public)
 
     def _listener(self, app: http_server.QmtlApp, default: codec.Encoding) -> _Listener:
         config = uvicorn.Config(
@@ -500,12 +567,16 @@ async def serve(
     config: ServeConfig | None = None,
     interceptors: Sequence[Interceptor] = (),
     started: Callable[[Served], None] | None = None,
+    health: HealthReporter | None = None,
 ) -> None:
     """Serves `service` from `handler` on its listeners until SIGINT/SIGTERM; see Served.
 
     `started` is called once every listener accepts, with the Served (ports, stop()).
+    `health` adds /health and /ready to both HTTP listeners (health_routes).
     """
-    served = Served(handler, verifier, service, config=config, interceptors=interceptors)
+    served = Served(
+        handler, verifier, service, config=config, interceptors=interceptors, health=health
+    )
     if started is None:
         await served.run()
         return

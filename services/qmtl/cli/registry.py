@@ -23,7 +23,13 @@ class Command:
 
 
 # One line per subcommand: the module that defines its COMMAND.
-COMMAND_MODULES: tuple[str, ...] = ("qmtl.cli.node_id", "qmtl.cli.migrate")
+COMMAND_MODULES: tuple[str, ...] = (
+    "qmtl.cli.node_id",
+    "qmtl.cli.migrate",
+    "qmtl.cli.dagmanager",
+    "qmtl.cli.gateway",
+    "qmtl.cli.demo",
+)
 
 
 def commands() -> list[Command]:

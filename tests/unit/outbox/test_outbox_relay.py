@@ -29,8 +29,9 @@ from qmtl.runtime.outbox import (
     OutboxRelay,
     backoff_delay,
 )
+from qmtl.runtime.restart import Restart
 from qmtl.services.dag_manager.events import make_event
-from qmtl.services.dag_manager.relay import boot_replay, outbox_message
+from qmtl.services.dag_manager.relay import outbox_message
 from tests.contract.graphstore_support import ManualClock
 from tests.polling import eventually
 
@@ -248,15 +249,17 @@ def test_backoff_doubles_up_to_its_cap() -> None:
     assert backoff_delay(100) == RELAY_BACKOFF_CAP_S
 
 
-async def test_boot_replay_relays_what_a_crashed_run_left_and_counts_it(
+async def test_a_boot_relays_what_a_crashed_run_left_and_counts_it(
     store: InMemoryGraphStore,
 ) -> None:
     left = [queue_event(1), queue_event(2)]
     await write(store, *left)
     bus = InMemoryEventBus(partitions=1)
-    restarted = await boot_replay(
-        OutboxRelay(store, bus), bus, instance_id="dm-1", crash_detected=True, clock=lambda: 5.5
-    )
+    restart = Restart("dag-manager", "dm-1", "test", started_at=5.5, crash_detected=True)
+    assert await restart.drain(store, bus) == 2
+    await restart.announce(bus)
+    [announced] = published(bus, OPS_EVENTS)
+    restarted = announced.service_restarted
 
     assert restarted.replayed_events == 2
     assert (restarted.service, restarted.instance_id, restarted.crash_detected) == (
@@ -267,9 +270,7 @@ async def test_boot_replay_relays_what_a_crashed_run_left_and_counts_it(
     assert restarted.started_at.seconds == 5
     assert restarted.started_at.nanos == 500_000_000
     assert [e.id for e in published(bus)] == [e.id for e in left]
-    [announced] = published(bus, OPS_EVENTS)
     assert announced.type == "qmtl.ops.service_restarted"
-    assert announced.service_restarted == restarted
 
 
 async def _has(bus: InMemoryEventBus, event_id: str) -> bool:

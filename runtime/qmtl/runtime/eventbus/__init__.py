@@ -1,14 +1,18 @@
-"""The event bus: the EventBus port, the wire, dedupe helpers and the in-memory adapter.
+"""The event bus: the EventBus port, the wire, dedupe helpers and the in-memory adapter; the
+machinery is written once against a `Codec` and shared with the RecordBus
+(qmtl.runtime.recordbus).
 
 The aiokafka adapter is `qmtl.runtime.eventbus.kafka.KafkaEventBus` (imported on demand: the
 slim runtime wheel ships without a Kafka driver). See docs/operations/kafka.md.
 """
 
+from .codec import Codec
 from .dedupe import DEFAULT_DEDUPE_CAPACITY, Deduper, deduplicated
 from .errors import EventBusError, InvalidEventError
 from .memory import InMemoryEventBus
 from .model import (
     CONTENT_TYPE,
+    EVENT_CODEC,
     HEADER_CONTENT_TYPE,
     HEADER_DLQ_GROUP,
     HEADER_DLQ_OFFSET,
@@ -40,6 +44,7 @@ __all__ = [
     "CONTENT_TYPE",
     "DAG_EVENTS",
     "DEFAULT_DEDUPE_CAPACITY",
+    "EVENT_CODEC",
     "EVENT_TOPICS",
     "HEADER_CONTENT_TYPE",
     "HEADER_DLQ_GROUP",
@@ -52,6 +57,7 @@ __all__ = [
     "MESSAGE_TYPE",
     "OPS_EVENTS",
     "STRATEGY_EVENTS",
+    "Codec",
     "Deduper",
     "Delivery",
     "EventBus",

@@ -1,13 +1,16 @@
-"""The aiokafka event bus (docs/operations/kafka.md).
+"""The aiokafka event bus (docs/operations/kafka.md), on the shared Kafka machinery.
 
-Publishing: one idempotent producer per bus, acks=all, key = `Event.subject` (the default
-partitioner hashes it, so one subject stays on one partition, in order). `publish` sends the
-whole batch, waits for every acknowledgement and retries what failed, with backoff, up to
-`settings.attempts` times; then it raises a retryable EventBusError. A retried publish may
-deliver an event twice (the first try may have landed without its acknowledgement arriving):
-consumers dedupe by `Event.id`.
+`KafkaBus` is the machinery, written once against a `Codec` (codec.py) and shared with the
+RecordBus (qmtl.runtime.recordbus.kafka): one idempotent producer per bus, acks=all, the
+default partitioner over the record's partition key (the key unless the codec sets another).
+Sending waits for every acknowledgement and retries what failed, with backoff, up to
+`settings.attempts` times; then it raises a retryable EventBusError. A retried send may
+deliver a message twice (the first try may have landed without its acknowledgement arriving):
+consumers dedupe (`Event.id`, a Record's dedupe key).
 
-Subscribing: `kafka_consumer.KafkaSubscription`, one consumer per subscription.
+`KafkaEventBus` is that machinery with the Event codec: key = `Event.subject` (one subject
+stays on one partition, in order). Subscribing: `kafka_consumer.KafkaSubscription`, one
+consumer per subscription.
 """
 
 from __future__ import annotations
@@ -15,74 +18,80 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from typing import Generic
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, KafkaTimeoutError, UnknownTopicOrPartitionError
+from aiokafka.partitioner import DefaultPartitioner
 
 from qmtl.events.v1 import event_pb2
 
+from .codec import Codec, D, DeliveryHandler, M
 from .errors import EventBusError, Operation
 from .kafka_consumer import KafkaSubscription
 from .kafka_settings import KafkaEventBusSettings
-from .model import Handler, WireRecord, check_publishable, check_subscribable, encode
+from .model import EVENT_CODEC, Delivery, WireRecord, check_subscribable
 
 log = logging.getLogger(__name__)
 
+_PARTITIONER = DefaultPartitioner()
 
-class KafkaEventBus:
+
+async def start_producer(
+    bootstrap: str, client_id: str, settings: KafkaEventBusSettings
+) -> AIOKafkaProducer:
+    """An idempotent, acks=all producer that has reached the broker; a retryable
+    EventBusError if it did not within `settings.request_timeout_ms`."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        client_id=client_id,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=settings.linger_ms,
+        max_batch_size=settings.max_batch_bytes,
+        request_timeout_ms=settings.request_timeout_ms,
+        retry_backoff_ms=int(settings.backoff_base_s * 1000),
+    )
+    try:
+        await asyncio.wait_for(producer.start(), settings.request_timeout_ms / 1000)
+    except (KafkaError, TimeoutError, OSError) as exc:
+        await producer.stop()
+        raise EventBusError(
+            f"cannot reach Kafka at {bootstrap}: {exc!r}", operation="connect"
+        ) from exc
+    return producer
+
+
+class KafkaBus(Generic[M, D]):
+    """The Kafka machinery of a bus whose messages `codec` encodes."""
+
     def __init__(
         self,
         producer: AIOKafkaProducer,
         bootstrap: str,
         client_id: str,
         settings: KafkaEventBusSettings,
+        codec: Codec[M, D],
     ) -> None:
-        # Use `connect`, which starts the producer.
         self._producer = producer
         self.bootstrap = bootstrap
         self.client_id = client_id
         self.settings = settings
-        self._subscriptions: set[KafkaSubscription] = set()
+        self.codec = codec
+        self._subscriptions: set[KafkaSubscription[M, D]] = set()
         self._closed = False
 
-    @classmethod
-    async def connect(
-        cls,
-        bootstrap: str,
-        *,
-        client_id: str = "qmtl",
-        settings: KafkaEventBusSettings | None = None,
-    ) -> KafkaEventBus:
-        """A bus whose producer has reached the broker; a retryable EventBusError if it did not
-        within `settings.request_timeout_ms`."""
-        settings = settings or KafkaEventBusSettings()
-        producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap,
-            client_id=client_id,
-            acks="all",
-            enable_idempotence=True,
-            linger_ms=settings.linger_ms,
-            max_batch_size=settings.max_batch_bytes,
-            request_timeout_ms=settings.request_timeout_ms,
-            retry_backoff_ms=int(settings.backoff_base_s * 1000),
-        )
-        try:
-            await asyncio.wait_for(producer.start(), settings.request_timeout_ms / 1000)
-        except (KafkaError, TimeoutError, OSError) as exc:
-            await producer.stop()
-            raise EventBusError(
-                f"cannot reach Kafka at {bootstrap}: {exc!r}", operation="connect"
-            ) from exc
-        return cls(producer, bootstrap, client_id, settings)
-
-    async def publish(self, topic: str, events: Sequence[event_pb2.Event]) -> None:
+    async def send_messages(
+        self, topic: str, messages: Sequence[M], *, operation: Operation
+    ) -> None:
         self._check_open(topic)
-        check_publishable(topic, events)
-        await self.send_records(topic, [encode(event) for event in events], operation="publish")
+        self.codec.check_publishable(topic, messages)
+        encode = self.codec.encode
+        await self.send_records(topic, [encode(m) for m in messages], operation=operation)
 
     async def subscribe(
-        self, topics: Sequence[str], group: str, handler: Handler
-    ) -> KafkaSubscription:
+        self, topics: Sequence[str], group: str, handler: DeliveryHandler[D]
+    ) -> KafkaSubscription[M, D]:
         self._check_open(*topics)
         check_subscribable(topics, group)
         subscription = KafkaSubscription(self, tuple(topics), group, handler)
@@ -98,7 +107,7 @@ class KafkaEventBus:
             await subscription.stop()
         await self._producer.stop()
 
-    def forget(self, subscription: KafkaSubscription) -> None:
+    def forget(self, subscription: KafkaSubscription[M, D]) -> None:
         self._subscriptions.discard(subscription)
 
     async def send_records(
@@ -165,8 +174,8 @@ class KafkaEventBus:
             ) from exc
         if topic not in cluster.topics():
             raise EventBusError(
-                f"topic {topic!r} does not exist (Kafka auto-create is off; ensure it with "
-                "event_topic_specs)",
+                f"topic {topic!r} does not exist (Kafka auto-create is off; ensure it first: "
+                "event_topic_specs for event topics, the DAG Manager for node topics)",
                 operation=operation,
                 topics=(topic,),
                 retryable=False,
@@ -183,6 +192,7 @@ class KafkaEventBus:
         deadline = loop.time() + self.settings.request_timeout_ms / 1000
         futures: list[asyncio.Future[object]] = []
         error: BaseException | None = None
+        partitions = await self._partitions(topic, records)
         # One deadline around the whole enqueue loop: a wait_for per record would wrap each
         # send in a task, and those extra loop turns cut publish throughput to ~0.6x of raw
         # aiokafka (bench/events).
@@ -190,7 +200,11 @@ class KafkaEventBus:
             async with asyncio.timeout_at(deadline):
                 for record in records:
                     future = await self._producer.send(
-                        topic, value=record.value, key=record.key, headers=list(record.headers)
+                        topic,
+                        value=record.value,
+                        key=record.key,
+                        headers=list(record.headers),
+                        partition=_partition(record, partitions),
                     )
                     # A late outcome of an attempt given up on is not an error anyone awaits.
                     future.add_done_callback(_consume_outcome)
@@ -208,6 +222,13 @@ class KafkaEventBus:
         failed.extend(records[len(futures) :])
         return failed, error
 
+    async def _partitions(self, topic: str, records: Sequence[WireRecord]) -> list[int]:
+        """The topic's partitions when a record is partitioned by other than its key (from the
+        producer's metadata cache, which `_check_topic` filled); else none are needed."""
+        if all(record.partition_key is None for record in records):
+            return []
+        return sorted(await self._producer.partitions_for(topic))
+
     def _check_open(self, *topics: str) -> None:
         if self._closed:
             raise EventBusError(
@@ -217,6 +238,43 @@ class KafkaEventBus:
     @property
     def producer(self) -> AIOKafkaProducer:
         return self._producer
+
+
+class KafkaEventBus(KafkaBus[event_pb2.Event, Delivery]):
+    def __init__(
+        self,
+        producer: AIOKafkaProducer,
+        bootstrap: str,
+        client_id: str,
+        settings: KafkaEventBusSettings,
+    ) -> None:
+        # Use `connect`, which starts the producer.
+        super().__init__(producer, bootstrap, client_id, settings, EVENT_CODEC)
+
+    @classmethod
+    async def connect(
+        cls,
+        bootstrap: str,
+        *,
+        client_id: str = "qmtl",
+        settings: KafkaEventBusSettings | None = None,
+    ) -> KafkaEventBus:
+        """A bus whose producer has reached the broker; a retryable EventBusError if it did not
+        within `settings.request_timeout_ms`."""
+        settings = settings or KafkaEventBusSettings()
+        producer = await start_producer(bootstrap, client_id, settings)
+        return cls(producer, bootstrap, client_id, settings)
+
+    async def publish(self, topic: str, events: Sequence[event_pb2.Event]) -> None:
+        await self.send_messages(topic, events, operation="publish")
+
+
+def _partition(record: WireRecord, partitions: list[int]) -> int | None:
+    """Kafka's default partitioner (murmur2) over the partition key, so a Record lands where a
+    plain producer keyed by its partition key would put it; None lets the producer hash the key."""
+    if record.partition_key is None or not partitions:
+        return None
+    return int(_PARTITIONER(record.partition_key, partitions, partitions))
 
 
 def _consume_outcome(future: asyncio.Future[object]) -> None:

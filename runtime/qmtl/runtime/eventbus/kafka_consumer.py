@@ -1,11 +1,13 @@
-"""One subscription of the aiokafka event bus: a consumer in a group, committing by hand.
+"""One subscription of a Kafka bus (the EventBus's or the RecordBus's): a consumer in a group,
+committing by hand.
 
 The loop fetches up to `max_poll_records`, hands the records of each partition to the handler
 one at a time, then commits that partition past the last one handled. So a crash, a SIGKILL or
 a rebalance redelivers at most the records handled since the last commit (the handler dedupes
-them by id). A record that is not an Event is copied to `<topic>.dlq` with the reason, and only
-once that write is acknowledged is it counted as handled: it never stops the consumer nor
-blocks its partition, and is never dropped unrecorded.
+them: Event.id, a Record's dedupe key). A record the bus's codec cannot decode is copied to
+`<topic>.dlq` with the reason, and only once that write is acknowledged is it counted as
+handled: it never stops the consumer nor blocks its partition, and is never dropped
+unrecorded.
 
 A commit that fails while the broker is away is not fatal: offsets are cumulative, so the next
 commit covers it; only `stop()` insists (bounded retries) on the last one.
@@ -15,25 +17,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Generic
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, KafkaError
 
+from .codec import D, DeliveryHandler, M
 from .errors import EventBusError
-from .model import (
-    Delivery,
-    Handler,
-    UndecodableRecord,
-    WireRecord,
-    dead_letter_headers,
-    decode,
-)
+from .model import UndecodableRecord, WireRecord, dead_letter_headers
 from .topics import dead_letter_topic
 
 if TYPE_CHECKING:
-    from .kafka import KafkaEventBus
+    from .kafka import KafkaBus
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +38,7 @@ class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
     """Commits what was handled before a partition moves to another member, so the new owner
     redelivers as little as possible."""
 
-    def __init__(self, subscription: KafkaSubscription) -> None:
+    def __init__(self, subscription: KafkaSubscription[Any, Any]) -> None:
         self.subscription = subscription
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
@@ -55,9 +51,13 @@ class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
         return None
 
 
-class KafkaSubscription:
+class KafkaSubscription(Generic[M, D]):
     def __init__(
-        self, bus: KafkaEventBus, topics: tuple[str, ...], group: str, handler: Handler
+        self,
+        bus: KafkaBus[M, D],
+        topics: tuple[str, ...],
+        group: str,
+        handler: DeliveryHandler[D],
     ) -> None:
         self.bus = bus
         self.topics = topics
@@ -108,8 +108,8 @@ class KafkaSubscription:
             # Kafka would wait silently for them to appear: a misspelt name would look idle.
             await self._consumer.stop()
             raise EventBusError(
-                f"topics {missing} do not exist (auto-create is off; ensure them with "
-                "event_topic_specs)",
+                f"topics {missing} do not exist (auto-create is off; ensure them first: "
+                "event_topic_specs for event topics, the DAG Manager for node topics)",
                 operation="subscribe",
                 topics=missing,
                 retryable=False,
@@ -166,21 +166,25 @@ class KafkaSubscription:
                 return
             headers = list(record.headers or ())
             try:
-                event = decode(record.value, headers)
+                message = self.bus.codec.decode(record.value, headers)
             except UndecodableRecord as bad:
                 await self._dead_letter(record, headers, bad.reason)
             else:
-                await self.handler(Delivery(event, record.topic, record.partition, record.offset))
+                delivery = self.bus.codec.delivery(
+                    message, record.topic, record.partition, record.offset
+                )
+                await self.handler(delivery)
             self._pending[tp] = record.offset + 1
 
     async def _dead_letter(
         self, record: ConsumerRecord, headers: list[tuple[str, bytes]], reason: str
     ) -> None:
         log.warning(
-            "eventbus: %s[%d]@%d is not an Event (%s); dead-lettered",
+            "eventbus: %s[%d]@%d is not a %s (%s); dead-lettered",
             record.topic,
             record.partition,
             record.offset,
+            self.bus.codec.message_name,
             reason,
         )
         letter = WireRecord(

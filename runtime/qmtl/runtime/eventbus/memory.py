@@ -1,8 +1,10 @@
 """The in-memory event bus: the embedded default, and the reference the contract suite holds
-the Kafka adapter to.
+the Kafka adapter to. `InMemoryBus` is the machinery, written once against a `Codec` and
+shared with the in-memory RecordBus (qmtl.runtime.recordbus.memory).
 
 It behaves like a Kafka topic where the contract can tell: each topic is `partitions` logs
-(an event's partition is a stable hash of its subject, so one subject stays ordered), each
+(a record's partition is a stable hash of its partition key, an event's subject, so one
+subject stays ordered), each
 group has committed offsets per partition, a partition belongs to one subscription of a group
 at a time (handed to another when its owner stops), and an offset is committed only after the
 handler returned. Topics are created on first use. Nothing is kept across a restart.
@@ -16,20 +18,19 @@ import functools
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any, Generic
 
 from qmtl.events.v1 import event_pb2
 
+from .codec import Codec, D, DeliveryHandler, M
 from .errors import EventBusError
 from .model import (
+    EVENT_CODEC,
     Delivery,
-    Handler,
     UndecodableRecord,
     WireRecord,
-    check_publishable,
     check_subscribable,
     dead_letter_headers,
-    decode,
-    encode,
 )
 from .topics import dead_letter_topic
 
@@ -46,11 +47,13 @@ def partition_for(key: bytes | None, partitions: int) -> int:
 @dataclass
 class _Group:
     committed: dict[TopicPartition, int] = field(default_factory=dict)
-    owners: dict[TopicPartition, _MemorySubscription] = field(default_factory=dict)
+    owners: dict[TopicPartition, _MemorySubscription[Any, Any]] = field(default_factory=dict)
 
 
-class InMemoryEventBus:
-    def __init__(self, *, partitions: int = DEFAULT_MEMORY_PARTITIONS) -> None:
+class InMemoryBus(Generic[M, D]):
+    """The in-memory machinery of a bus whose messages `codec` encodes."""
+
+    def __init__(self, codec: Codec[M, D], *, partitions: int = DEFAULT_MEMORY_PARTITIONS) -> None:
         if partitions < 1:
             raise EventBusError(
                 f"partitions must be at least 1, got {partitions}",
@@ -60,9 +63,10 @@ class InMemoryEventBus:
                 field="partitions",
             )
         self.partitions = partitions
+        self.codec = codec
         self._logs: dict[str, list[list[WireRecord]]] = {}
         self._groups: dict[str, _Group] = {}
-        self._subscriptions: set[_MemorySubscription] = set()
+        self._subscriptions: set[_MemorySubscription[M, D]] = set()
         self._changed = asyncio.Condition()
         # Bumped by every change a waiting subscription may care about; a subscription waits
         # for it to move past the value it saw before scanning, so no change is missed.
@@ -71,16 +75,16 @@ class InMemoryEventBus:
 
     # --- the port ------------------------------------------------------------------------
 
-    async def publish(self, topic: str, events: Sequence[event_pb2.Event]) -> None:
+    async def send_messages(self, topic: str, messages: Sequence[M]) -> None:
         self._check_open("publish", topic)
-        check_publishable(topic, events)
-        for event in events:
-            self._append(topic, encode(event))
+        self.codec.check_publishable(topic, messages)
+        for message in messages:
+            self._append(topic, self.codec.encode(message))
         await self._notify()
 
     async def subscribe(
-        self, topics: Sequence[str], group: str, handler: Handler
-    ) -> _MemorySubscription:
+        self, topics: Sequence[str], group: str, handler: DeliveryHandler[D]
+    ) -> _MemorySubscription[M, D]:
         self._check_open("subscribe", *topics)
         check_subscribable(topics, group)
         subscription = _MemorySubscription(self, tuple(topics), group, handler)
@@ -134,14 +138,14 @@ class InMemoryEventBus:
         return self._logs.setdefault(topic, [[] for _ in range(self.partitions)])
 
     def _append(self, topic: str, record: WireRecord) -> None:
-        self._log(topic)[partition_for(record.key, self.partitions)].append(record)
+        self._log(topic)[partition_for(record.partitioned_by, self.partitions)].append(record)
 
     async def _notify(self) -> None:
         self.version += 1
         async with self._changed:
             self._changed.notify_all()
 
-    def _claim(self, subscription: _MemorySubscription) -> list[TopicPartition]:
+    def _claim(self, subscription: _MemorySubscription[M, D]) -> list[TopicPartition]:
         """The partitions `subscription` owns, after taking every unowned one of its topics."""
         group = self._groups.setdefault(subscription.group, _Group())
         mine: list[TopicPartition] = []
@@ -153,7 +157,7 @@ class InMemoryEventBus:
                     mine.append(tp)
         return mine
 
-    async def _release(self, subscription: _MemorySubscription) -> None:
+    async def _release(self, subscription: _MemorySubscription[M, D]) -> None:
         group = self._groups.get(subscription.group)
         if group is not None:
             for tp, owner in list(group.owners.items()):
@@ -162,7 +166,9 @@ class InMemoryEventBus:
         self._subscriptions.discard(subscription)
         await self._notify()
 
-    async def _deliver_from(self, subscription: _MemorySubscription, tp: TopicPartition) -> bool:
+    async def _deliver_from(
+        self, subscription: _MemorySubscription[M, D], tp: TopicPartition
+    ) -> bool:
         """Hands the partition's next uncommitted record to the subscription; False when there
         is none."""
         group = self._groups[subscription.group]
@@ -172,7 +178,7 @@ class InMemoryEventBus:
             return False
         record = log[offset]
         try:
-            event = decode(record.value, record.headers)
+            message = self.codec.decode(record.value, record.headers)
         except UndecodableRecord as bad:
             headers = dead_letter_headers(
                 record.headers,
@@ -186,14 +192,26 @@ class InMemoryEventBus:
                 dead_letter_topic(tp[0]), WireRecord(record.key, record.value, tuple(headers))
             )
         else:
-            await subscription.handler(Delivery(event, tp[0], tp[1], offset))
+            await subscription.handler(self.codec.delivery(message, tp[0], tp[1], offset))
         group.committed[tp] = offset + 1
         return True
 
 
-class _MemorySubscription:
+class InMemoryEventBus(InMemoryBus[event_pb2.Event, Delivery]):
+    def __init__(self, *, partitions: int = DEFAULT_MEMORY_PARTITIONS) -> None:
+        super().__init__(EVENT_CODEC, partitions=partitions)
+
+    async def publish(self, topic: str, events: Sequence[event_pb2.Event]) -> None:
+        await self.send_messages(topic, events)
+
+
+class _MemorySubscription(Generic[M, D]):
     def __init__(
-        self, bus: InMemoryEventBus, topics: tuple[str, ...], group: str, handler: Handler
+        self,
+        bus: InMemoryBus[M, D],
+        topics: tuple[str, ...],
+        group: str,
+        handler: DeliveryHandler[D],
     ) -> None:
         self.bus = bus
         self.topics = topics

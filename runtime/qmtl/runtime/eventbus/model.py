@@ -56,10 +56,17 @@ class WireRecord:
     key: bytes | None
     value: bytes | None
     headers: tuple[tuple[str, bytes], ...]
+    # What the partition is chosen by when it is not the key (a Record is keyed by its message
+    # key but partitioned by its partition key); never written to the broker.
+    partition_key: bytes | None = None
+
+    @property
+    def partitioned_by(self) -> bytes | None:
+        return self.key if self.partition_key is None else self.partition_key
 
 
 class UndecodableRecord(Exception):
-    """A record that is not an Event; `reason` goes into the dead letter's headers."""
+    """A record that is not the bus's message; `reason` goes into the dead letter's headers."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -78,20 +85,29 @@ def encode(event: event_pb2.Event) -> WireRecord:
     )
 
 
+def check_wire_headers(
+    value: bytes | None, headers: Sequence[tuple[str, bytes]], message_type: str
+) -> None:
+    """UndecodableRecord unless the record has a value and its headers, when present, name
+    protobuf and `message_type`."""
+    found = {name.lower(): raw for name, raw in headers}
+    content_type = found.get(HEADER_CONTENT_TYPE)
+    if content_type is not None and content_type.split(b";")[0].strip() != CONTENT_TYPE.encode():
+        raise UndecodableRecord(f"content-type is {content_type!r}, not {CONTENT_TYPE}")
+    named = found.get(HEADER_MESSAGE_TYPE)
+    if named is not None and named != message_type.encode():
+        raise UndecodableRecord(f"message type is {named!r}, not {message_type}")
+    if value is None:
+        raise UndecodableRecord("record has no value (a tombstone)")
+
+
 def decode(value: bytes | None, headers: Sequence[tuple[str, bytes]]) -> event_pb2.Event:
     """The Event in a record, or UndecodableRecord. Headers are optional (a foreign producer
     may send none) but when present must name protobuf and the Event type. Protobuf parses
     many random byte strings as unknown fields, so an Event without an id or type is refused
     too: it could not be deduped or routed."""
-    found = {name.lower(): raw for name, raw in headers}
-    content_type = found.get(HEADER_CONTENT_TYPE)
-    if content_type is not None and content_type.split(b";")[0].strip() != CONTENT_TYPE.encode():
-        raise UndecodableRecord(f"content-type is {content_type!r}, not {CONTENT_TYPE}")
-    message_type = found.get(HEADER_MESSAGE_TYPE)
-    if message_type is not None and message_type != MESSAGE_TYPE.encode():
-        raise UndecodableRecord(f"message type is {message_type!r}, not {MESSAGE_TYPE}")
-    if value is None:
-        raise UndecodableRecord("record has no value (a tombstone)")
+    check_wire_headers(value, headers, MESSAGE_TYPE)
+    assert value is not None
     try:
         event = event_pb2.Event.FromString(value)
     except DecodeError as exc:
@@ -167,3 +183,26 @@ def check_subscribable(topics: Sequence[str], group: str) -> None:
                 code="E_VALIDATION",
                 field=f"topics[{index}]",
             )
+
+
+class EventCodec:
+    """The EventBus's wire (see the module docstring)."""
+
+    message_name = MESSAGE_TYPE
+
+    def check_publishable(self, topic: str, messages: Sequence[event_pb2.Event]) -> None:
+        check_publishable(topic, messages)
+
+    def encode(self, message: event_pb2.Event) -> WireRecord:
+        return encode(message)
+
+    def decode(self, value: bytes | None, headers: Sequence[tuple[str, bytes]]) -> event_pb2.Event:
+        return decode(value, headers)
+
+    def delivery(
+        self, message: event_pb2.Event, topic: str, partition: int, offset: int
+    ) -> Delivery:
+        return Delivery(message, topic, partition, offset)
+
+
+EVENT_CODEC = EventCodec()

@@ -57,7 +57,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="how long to wait for another runner's lock (default %(default)s)",
     )
-    parser.add_argument("--label-prefix", default="", help=argparse.SUPPRESS)  # tests only
+    parser.add_argument(
+        "--label-prefix",
+        default="",
+        help="label prefix of the graph to migrate (a side-by-side or test graph; the same as "
+        "qmtl dagmanager --graph-prefix); default: none",
+    )
 
 
 def format_status(status: MigrationStatus) -> str:

@@ -63,6 +63,11 @@ class GraphNames:
         return self.label("OutboxEvent")
 
     @property
+    def service_marker(self) -> str:
+        """A running service instance's clean-shutdown marker (the DAG Manager's boot)."""
+        return self.label("ServiceMarker")
+
+    @property
     def data_labels(self) -> tuple[str, ...]:
         """The labels the graph store writes (not the migration bookkeeping)."""
         return (
@@ -72,6 +77,7 @@ class GraphNames:
             self.strategy,
             self.tag_query_answer,
             self.outbox_event,
+            self.service_marker,
         )
 
     @property

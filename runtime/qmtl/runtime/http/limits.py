@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-
-from starlette.types import Message, Receive, Scope
+from typing import TYPE_CHECKING
 
 from qmtl.runtime.errors import ErrorCode, QmtlError
+
+if TYPE_CHECKING:  # type names only: the gRPC caller reads the limit without starlette installed
+    from starlette.types import Message, Receive, Scope
 
 ENV_MAX_BODY_BYTES = "QMTL_HTTP_MAX_BODY_BYTES"
 # A 1,000-node DAG is about 1 MB in either encoding; 16 MiB leaves room for far larger ones

@@ -39,7 +39,7 @@ RELAY_BACKOFF_CAP_S = 30.0
 
 
 class OutboxStore(Protocol):
-    """The outbox half of the GraphStore port (any GraphStore is one)."""
+    """What the relay reads and acks: any GraphStore, a RedisOutbox, a MemoryOutbox."""
 
     async def outbox_pending(self, limit: int = DEFAULT_OUTBOX_PAGE) -> list[OutboxEntry]: ...
 
@@ -84,9 +84,9 @@ class OutboxRelay:
     async def drain(self) -> int:
         """Publishes and acks pending entries until none is left; returns how many.
 
-        Raises what the bus or the store raised (EventBusError, GraphStoreError); entries
-        published before the failure and acked stay counted in `relayed`, the rest stay
-        pending for the next drain."""
+        Raises what the bus or the store raised (EventBusError; GraphStoreError or
+        OutboxError); entries published before the failure and acked stay counted in
+        `relayed`, the rest stay pending for the next drain."""
         async with self._lock:
             sent = 0
             while entries := await self._store.outbox_pending(self._page):

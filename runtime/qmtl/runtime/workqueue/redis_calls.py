@@ -19,7 +19,14 @@ import redis.asyncio as redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ReadOnlyError, RedisError, ResponseError
+from redis.exceptions import (
+    MasterDownError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    RedisError,
+    ResponseError,
+    TryAgainError,
+)
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .errors import QueueUnavailableError, WorkQueueError
@@ -63,7 +70,11 @@ def client_for_url(url: str, timeout: float) -> redis.Redis:
 def raise_for_redis_error(exc: RedisError) -> NoReturn:
     if isinstance(exc, RedisConnectionError | RedisTimeoutError | ReadOnlyError):
         raise QueueUnavailableError(f"Redis is unavailable: {exc}") from exc
-    if isinstance(exc, ResponseError) and str(exc).startswith(_TRANSIENT_REPLIES):
+    # redis-py turns OOM, TRYAGAIN and MASTERDOWN replies into classes of their own and strips
+    # the code from the message, so the text check below would miss them.
+    if isinstance(exc, OutOfMemoryError | TryAgainError | MasterDownError) or (
+        isinstance(exc, ResponseError) and str(exc).startswith(_TRANSIENT_REPLIES)
+    ):
         raise QueueUnavailableError(f"Redis refused the operation for now: {exc}") from exc
     raise WorkQueueError(f"Redis rejected a work-queue operation: {exc}") from exc
 

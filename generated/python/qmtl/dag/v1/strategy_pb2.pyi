@@ -45,10 +45,11 @@ class _StrategyStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Strateg
 class StrategyState(_StrategyState, metaclass=_StrategyStateEnumTypeWrapper):
     """StrategyState is the state of a strategy submission.
 
-    Transitions: QUEUED -> PROCESSING (worker leased the work item);
-    PROCESSING -> COMPLETED (diff done); PROCESSING -> FAILED (retry budget
-    exhausted or permanent error); FAILED -> PROCESSING (RetryStrategy). Any
-    other transition is an error.
+    Transitions: (none) -> QUEUED (SubmitStrategy); QUEUED -> PROCESSING
+    (worker leased the work item; PROCESSING -> PROCESSING when a re-leased item
+    resumes after a crash); PROCESSING -> COMPLETED (diff done); QUEUED or
+    PROCESSING -> FAILED (retry budget exhausted or permanent error); FAILED ->
+    QUEUED (RetryStrategy). Any other transition is an error.
     """
 
 STRATEGY_STATE_UNSPECIFIED: StrategyState.ValueType  # 0
@@ -89,8 +90,10 @@ class Strategy(_message.Message):
     name: _builtins.str
     """Display name given at submission."""
     dag_hash: _builtins.str
-    """Hex SHA-256 of the DAG's deterministic protobuf encoding; the duplicate
-    submission key (E_DUPLICATE).
+    """Hex SHA-256 over the DAG's sorted, distinct node IDs joined by "\\n"
+    (protobuf bytes are not canonical; each node ID already hashes the node's
+    inputs, so the set of IDs identifies the graph); the duplicate submission
+    key (E_DUPLICATE).
     """
     node_ids_crc32: _builtins.int
     """CRC32 chained over the node IDs in submitted order."""

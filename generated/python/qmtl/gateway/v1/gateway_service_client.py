@@ -34,6 +34,10 @@ from qmtl.gateway.v1.health_messages_pb2 import (
     GetHealthRequest,
     GetHealthResponse,
 )
+from qmtl.gateway.v1.node_status_messages_pb2 import (
+    ReportNodeStatusRequest,
+    ReportNodeStatusResponse,
+)
 from qmtl.gateway.v1.queue_messages_pb2 import GetQueuesByTagRequest, GetQueuesByTagResponse
 from qmtl.gateway.v1.strategy_messages_pb2 import (
     DryRunStrategyRequest,
@@ -88,6 +92,17 @@ _RETRY_STRATEGY: _qmtl_client.Operation[
     path=("/v1/gateway/internal/strategies/", _qmtl_client.Var("strategy_id"), "/retry"),
     body="*",
     response=RetryStrategyResponse,
+    internal=True,
+    idempotent=False,
+)
+_REPORT_NODE_STATUS: _qmtl_client.Operation[
+    ReportNodeStatusRequest, ReportNodeStatusResponse
+] = _qmtl_client.Operation(
+    name="qmtl.gateway.v1.GatewayService.ReportNodeStatus",
+    method="POST",
+    path=("/v1/gateway/internal/strategies/", _qmtl_client.Var("strategy_id"), "/node-status"),
+    body="*",
+    response=ReportNodeStatusResponse,
     internal=True,
     idempotent=False,
 )
@@ -219,9 +234,11 @@ class GatewayServiceClient(_qmtl_client.SyncServiceClient):
         Validation: schema_version (E_SCHEMA_INVALID), required node fields
         (E_NODE_ID_FIELDS), recomputed node IDs (E_NODE_ID_MISMATCH), checksum
         (E_CHECKSUM_MISMATCH), schema IDs (E_SCHEMA_COMPAT_MISMATCH),
-        acyclicity (E_DAG_CYCLE). A DAG already submitted (same dag_hash) gets
-        E_DUPLICATE with the first strategy_id. Answers HTTP 202 (or 200 when the
-        diff finished within `wait_timeout`)."""
+        acyclicity (E_DAG_CYCLE), edges and limits (E_DAG_INVALID, E_VALIDATION,
+        E_PAYLOAD_TOO_LARGE), callback_url (E_VALIDATION). A DAG already submitted
+        (same dag_hash) gets E_DUPLICATE with the first strategy_id in the error's
+        details. Answers HTTP 202 (or 200 when the diff finished within
+        `wait_timeout`)."""
         return self._call(_SUBMIT_STRATEGY, request, timeout=timeout, retry=retry)
 
     def dry_run_strategy(
@@ -242,8 +259,22 @@ class GatewayServiceClient(_qmtl_client.SyncServiceClient):
         timeout: float | None = None,
         retry: _qmtl_client.RetryPolicy | None = None,
     ) -> RetryStrategyResponse:
-        """Re-queues a FAILED strategy for another diff attempt."""
+        """Re-queues a FAILED strategy for another diff attempt (FAILED -> QUEUED,
+        with a new work item)."""
         return self._call(_RETRY_STRATEGY, request, timeout=timeout, retry=retry)
+
+    def report_node_status(
+        self,
+        request: ReportNodeStatusRequest,
+        *,
+        timeout: float | None = None,
+        retry: _qmtl_client.RetryPolicy | None = None,
+    ) -> ReportNodeStatusResponse:
+        """Records the run-time status of some of a strategy's nodes, as runners
+        report them; GetStrategyStatus answers them in `node_states`.
+
+        Each state replaces the one stored for its node_id (last report wins)."""
+        return self._call(_REPORT_NODE_STATUS, request, timeout=timeout, retry=retry)
 
     def get_strategy(
         self,
@@ -404,9 +435,11 @@ class AsyncGatewayServiceClient(_qmtl_client.AsyncServiceClient):
         Validation: schema_version (E_SCHEMA_INVALID), required node fields
         (E_NODE_ID_FIELDS), recomputed node IDs (E_NODE_ID_MISMATCH), checksum
         (E_CHECKSUM_MISMATCH), schema IDs (E_SCHEMA_COMPAT_MISMATCH),
-        acyclicity (E_DAG_CYCLE). A DAG already submitted (same dag_hash) gets
-        E_DUPLICATE with the first strategy_id. Answers HTTP 202 (or 200 when the
-        diff finished within `wait_timeout`)."""
+        acyclicity (E_DAG_CYCLE), edges and limits (E_DAG_INVALID, E_VALIDATION,
+        E_PAYLOAD_TOO_LARGE), callback_url (E_VALIDATION). A DAG already submitted
+        (same dag_hash) gets E_DUPLICATE with the first strategy_id in the error's
+        details. Answers HTTP 202 (or 200 when the diff finished within
+        `wait_timeout`)."""
         return await self._call(_SUBMIT_STRATEGY, request, timeout=timeout, retry=retry)
 
     async def dry_run_strategy(
@@ -427,8 +460,22 @@ class AsyncGatewayServiceClient(_qmtl_client.AsyncServiceClient):
         timeout: float | None = None,
         retry: _qmtl_client.RetryPolicy | None = None,
     ) -> RetryStrategyResponse:
-        """Re-queues a FAILED strategy for another diff attempt."""
+        """Re-queues a FAILED strategy for another diff attempt (FAILED -> QUEUED,
+        with a new work item)."""
         return await self._call(_RETRY_STRATEGY, request, timeout=timeout, retry=retry)
+
+    async def report_node_status(
+        self,
+        request: ReportNodeStatusRequest,
+        *,
+        timeout: float | None = None,
+        retry: _qmtl_client.RetryPolicy | None = None,
+    ) -> ReportNodeStatusResponse:
+        """Records the run-time status of some of a strategy's nodes, as runners
+        report them; GetStrategyStatus answers them in `node_states`.
+
+        Each state replaces the one stored for its node_id (last report wins)."""
+        return await self._call(_REPORT_NODE_STATUS, request, timeout=timeout, retry=retry)
 
     async def get_strategy(
         self,

@@ -26,6 +26,10 @@ from qmtl.gateway.v1.health_messages_pb2 import (
     GetHealthRequest,
     GetHealthResponse,
 )
+from qmtl.gateway.v1.node_status_messages_pb2 import (
+    ReportNodeStatusRequest,
+    ReportNodeStatusResponse,
+)
 from qmtl.gateway.v1.queue_messages_pb2 import GetQueuesByTagRequest, GetQueuesByTagResponse
 from qmtl.gateway.v1.strategy_messages_pb2 import (
     DryRunStrategyRequest,
@@ -54,6 +58,7 @@ class GatewayServiceGrpcAdapter(GatewayServiceServicer):
     _qmtl_submit_strategy: _qmtl_grpc.UnaryMethod[SubmitStrategyRequest, SubmitStrategyResponse]
     _qmtl_dry_run_strategy: _qmtl_grpc.UnaryMethod[DryRunStrategyRequest, DryRunStrategyResponse]
     _qmtl_retry_strategy: _qmtl_grpc.UnaryMethod[RetryStrategyRequest, RetryStrategyResponse]
+    _qmtl_report_node_status: _qmtl_grpc.UnaryMethod[ReportNodeStatusRequest, ReportNodeStatusResponse]
     _qmtl_get_strategy: _qmtl_grpc.UnaryMethod[GetStrategyRequest, GetStrategyResponse]
     _qmtl_list_strategies: _qmtl_grpc.UnaryMethod[ListStrategiesRequest, ListStrategiesResponse]
     _qmtl_get_strategy_status: _qmtl_grpc.UnaryMethod[GetStrategyStatusRequest, GetStrategyStatusResponse]
@@ -80,6 +85,9 @@ class GatewayServiceGrpcAdapter(GatewayServiceServicer):
         )
         self._qmtl_retry_strategy = _qmtl_grpc.unary(
             spec.rpc("RetryStrategy"), handler, verifier, interceptors
+        )
+        self._qmtl_report_node_status = _qmtl_grpc.unary(
+            spec.rpc("ReportNodeStatus"), handler, verifier, interceptors
         )
         self._qmtl_get_strategy = _qmtl_grpc.unary(
             spec.rpc("GetStrategy"), handler, verifier, interceptors
@@ -123,6 +131,11 @@ class GatewayServiceGrpcAdapter(GatewayServiceServicer):
         self, request: RetryStrategyRequest, context: _qmtl_grpc.ServicerContext
     ) -> RetryStrategyResponse:
         return await self._qmtl_retry_strategy(request, context)
+
+    async def ReportNodeStatus(
+        self, request: ReportNodeStatusRequest, context: _qmtl_grpc.ServicerContext
+    ) -> ReportNodeStatusResponse:
+        return await self._qmtl_report_node_status(request, context)
 
     async def GetStrategy(
         self, request: GetStrategyRequest, context: _qmtl_grpc.ServicerContext

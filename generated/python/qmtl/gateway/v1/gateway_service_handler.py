@@ -23,6 +23,10 @@ from qmtl.gateway.v1.health_messages_pb2 import (
     GetHealthRequest,
     GetHealthResponse,
 )
+from qmtl.gateway.v1.node_status_messages_pb2 import (
+    ReportNodeStatusRequest,
+    ReportNodeStatusResponse,
+)
 from qmtl.gateway.v1.queue_messages_pb2 import GetQueuesByTagRequest, GetQueuesByTagResponse
 from qmtl.gateway.v1.strategy_messages_pb2 import (
     DryRunStrategyRequest,
@@ -80,9 +84,11 @@ class GatewayServiceHandler(Protocol):
         Validation: schema_version (E_SCHEMA_INVALID), required node fields
         (E_NODE_ID_FIELDS), recomputed node IDs (E_NODE_ID_MISMATCH), checksum
         (E_CHECKSUM_MISMATCH), schema IDs (E_SCHEMA_COMPAT_MISMATCH),
-        acyclicity (E_DAG_CYCLE). A DAG already submitted (same dag_hash) gets
-        E_DUPLICATE with the first strategy_id. Answers HTTP 202 (or 200 when the
-        diff finished within `wait_timeout`)."""
+        acyclicity (E_DAG_CYCLE), edges and limits (E_DAG_INVALID, E_VALIDATION,
+        E_PAYLOAD_TOO_LARGE), callback_url (E_VALIDATION). A DAG already submitted
+        (same dag_hash) gets E_DUPLICATE with the first strategy_id in the error's
+        details. Answers HTTP 202 (or 200 when the diff finished within
+        `wait_timeout`)."""
         ...
 
     async def dry_run_strategy(
@@ -95,7 +101,17 @@ class GatewayServiceHandler(Protocol):
     async def retry_strategy(
         self, request: RetryStrategyRequest, ctx: _qmtl_gen.Context
     ) -> RetryStrategyResponse:
-        """Re-queues a FAILED strategy for another diff attempt."""
+        """Re-queues a FAILED strategy for another diff attempt (FAILED -> QUEUED,
+        with a new work item)."""
+        ...
+
+    async def report_node_status(
+        self, request: ReportNodeStatusRequest, ctx: _qmtl_gen.Context
+    ) -> ReportNodeStatusResponse:
+        """Records the run-time status of some of a strategy's nodes, as runners
+        report them; GetStrategyStatus answers them in `node_states`.
+
+        Each state replaces the one stored for its node_id (last report wins)."""
         ...
 
     async def get_strategy(
@@ -182,6 +198,11 @@ class GatewayServiceBase:
     ) -> RetryStrategyResponse:
         raise _qmtl_gen.unimplemented("qmtl.gateway.v1.GatewayService.RetryStrategy")
 
+    async def report_node_status(
+        self, request: ReportNodeStatusRequest, ctx: _qmtl_gen.Context
+    ) -> ReportNodeStatusResponse:
+        raise _qmtl_gen.unimplemented("qmtl.gateway.v1.GatewayService.ReportNodeStatus")
+
     async def get_strategy(
         self, request: GetStrategyRequest, ctx: _qmtl_gen.Context
     ) -> GetStrategyResponse:
@@ -253,6 +274,8 @@ GATEWAY_SERVICE: _qmtl_gen.ServiceSpec = _qmtl_gen.ServiceSpec(
                 "E_DUPLICATE",
                 "E_IDEMPOTENCY_CONFLICT",
                 "E_UNAVAILABLE",
+                "E_VALIDATION",
+                "E_PAYLOAD_TOO_LARGE",
             ),
         ),
         _qmtl_gen.RpcSpec(
@@ -275,6 +298,8 @@ GATEWAY_SERVICE: _qmtl_gen.ServiceSpec = _qmtl_gen.ServiceSpec(
                 "E_DAG_CYCLE",
                 "E_DAG_INVALID",
                 "E_UNAVAILABLE",
+                "E_VALIDATION",
+                "E_PAYLOAD_TOO_LARGE",
             ),
         ),
         _qmtl_gen.RpcSpec(
@@ -291,6 +316,23 @@ GATEWAY_SERVICE: _qmtl_gen.ServiceSpec = _qmtl_gen.ServiceSpec(
             errors=(
                 "E_NOT_FOUND",
                 "E_INVALID_STATE",
+                "E_UNAVAILABLE",
+            ),
+        ),
+        _qmtl_gen.RpcSpec(
+            name="ReportNodeStatus",
+            full_name="qmtl.gateway.v1.GatewayService.ReportNodeStatus",
+            method="report_node_status",
+            request=ReportNodeStatusRequest,
+            response=ReportNodeStatusResponse,
+            access=_qmtl_gen.Access(
+                public=False,
+                scopes=("strategies:report",),
+            ),
+            idempotent=False,
+            errors=(
+                "E_VALIDATION",
+                "E_NOT_FOUND",
                 "E_UNAVAILABLE",
             ),
         ),
@@ -323,6 +365,7 @@ GATEWAY_SERVICE: _qmtl_gen.ServiceSpec = _qmtl_gen.ServiceSpec(
             idempotent=True,
             errors=(
                 "E_INVALID_PAGE_TOKEN",
+                "E_VALIDATION",
                 "E_UNAVAILABLE",
             ),
         ),
@@ -386,6 +429,7 @@ GATEWAY_SERVICE: _qmtl_gen.ServiceSpec = _qmtl_gen.ServiceSpec(
             idempotent=True,
             errors=(
                 "E_INVALID_PAGE_TOKEN",
+                "E_VALIDATION",
                 "E_UNAVAILABLE",
             ),
         ),

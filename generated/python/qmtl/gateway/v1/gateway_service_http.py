@@ -56,6 +56,16 @@ _RETRY_STRATEGY = _qmtl_http.Binding(
     ),
     body="*",
 )
+_REPORT_NODE_STATUS = _qmtl_http.Binding(
+    GATEWAY_SERVICE.rpc("ReportNodeStatus").request,
+    path=(
+        _qmtl_http.Param(("strategyId", "strategy_id"), ("strategy_id",), _qmtl_http.parse_string),
+    ),
+    body="*",
+    required=(
+        _qmtl_http.Required("node_states", "nodeStates"),
+    ),
+)
 _GET_STRATEGY = _qmtl_http.Binding(
     GATEWAY_SERVICE.rpc("GetStrategy").request,
     path=(
@@ -281,6 +291,14 @@ GATEWAY_SERVICE_INTERNAL_ROUTES: tuple[_qmtl_http.HttpRoute, ...] = (
         path="/v1/gateway/internal/strategies/{strategy_id}/retry",
         listener="internal",
         name="qmtl.gateway.v1.GatewayService.RetryStrategy",
+    ),
+    _qmtl_http.HttpRoute(
+        rpc=GATEWAY_SERVICE.rpc("ReportNodeStatus"),
+        binding=_REPORT_NODE_STATUS,
+        verb="POST",
+        path="/v1/gateway/internal/strategies/{strategy_id}/node-status",
+        listener="internal",
+        name="qmtl.gateway.v1.GatewayService.ReportNodeStatus",
     ),
     _qmtl_http.HttpRoute(
         rpc=GATEWAY_SERVICE.rpc("GetHealthDetail"),

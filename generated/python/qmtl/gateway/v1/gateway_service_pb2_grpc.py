@@ -7,6 +7,7 @@ import warnings
 from qmtl.gateway.v1 import callback_messages_pb2 as qmtl_dot_gateway_dot_v1_dot_callback__messages__pb2
 from qmtl.gateway.v1 import event_messages_pb2 as qmtl_dot_gateway_dot_v1_dot_event__messages__pb2
 from qmtl.gateway.v1 import health_messages_pb2 as qmtl_dot_gateway_dot_v1_dot_health__messages__pb2
+from qmtl.gateway.v1 import node_status_messages_pb2 as qmtl_dot_gateway_dot_v1_dot_node__status__messages__pb2
 from qmtl.gateway.v1 import queue_messages_pb2 as qmtl_dot_gateway_dot_v1_dot_queue__messages__pb2
 from qmtl.gateway.v1 import strategy_messages_pb2 as qmtl_dot_gateway_dot_v1_dot_strategy__messages__pb2
 from qmtl.gateway.v1 import work_messages_pb2 as qmtl_dot_gateway_dot_v1_dot_work__messages__pb2
@@ -61,6 +62,11 @@ class GatewayServiceStub:
                 '/qmtl.gateway.v1.GatewayService/RetryStrategy',
                 request_serializer=qmtl_dot_gateway_dot_v1_dot_strategy__messages__pb2.RetryStrategyRequest.SerializeToString,
                 response_deserializer=qmtl_dot_gateway_dot_v1_dot_strategy__messages__pb2.RetryStrategyResponse.FromString,
+                _registered_method=True)
+        self.ReportNodeStatus = channel.unary_unary(
+                '/qmtl.gateway.v1.GatewayService/ReportNodeStatus',
+                request_serializer=qmtl_dot_gateway_dot_v1_dot_node__status__messages__pb2.ReportNodeStatusRequest.SerializeToString,
+                response_deserializer=qmtl_dot_gateway_dot_v1_dot_node__status__messages__pb2.ReportNodeStatusResponse.FromString,
                 _registered_method=True)
         self.GetStrategy = channel.unary_unary(
                 '/qmtl.gateway.v1.GatewayService/GetStrategy',
@@ -126,9 +132,11 @@ class GatewayServiceServicer:
         Validation: schema_version (E_SCHEMA_INVALID), required node fields
         (E_NODE_ID_FIELDS), recomputed node IDs (E_NODE_ID_MISMATCH), checksum
         (E_CHECKSUM_MISMATCH), schema IDs (E_SCHEMA_COMPAT_MISMATCH),
-        acyclicity (E_DAG_CYCLE). A DAG already submitted (same dag_hash) gets
-        E_DUPLICATE with the first strategy_id. Answers HTTP 202 (or 200 when the
-        diff finished within `wait_timeout`).
+        acyclicity (E_DAG_CYCLE), edges and limits (E_DAG_INVALID, E_VALIDATION,
+        E_PAYLOAD_TOO_LARGE), callback_url (E_VALIDATION). A DAG already submitted
+        (same dag_hash) gets E_DUPLICATE with the first strategy_id in the error's
+        details. Answers HTTP 202 (or 200 when the diff finished within
+        `wait_timeout`).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -143,7 +151,18 @@ class GatewayServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def RetryStrategy(self, request, context):
-        """Re-queues a FAILED strategy for another diff attempt.
+        """Re-queues a FAILED strategy for another diff attempt (FAILED -> QUEUED,
+        with a new work item).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReportNodeStatus(self, request, context):
+        """Records the run-time status of some of a strategy's nodes, as runners
+        report them; GetStrategyStatus answers them in `node_states`.
+
+        Each state replaces the one stored for its node_id (last report wins).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -236,6 +255,11 @@ def add_GatewayServiceServicer_to_server(servicer, server):
                     servicer.RetryStrategy,
                     request_deserializer=qmtl_dot_gateway_dot_v1_dot_strategy__messages__pb2.RetryStrategyRequest.FromString,
                     response_serializer=qmtl_dot_gateway_dot_v1_dot_strategy__messages__pb2.RetryStrategyResponse.SerializeToString,
+            ),
+            'ReportNodeStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportNodeStatus,
+                    request_deserializer=qmtl_dot_gateway_dot_v1_dot_node__status__messages__pb2.ReportNodeStatusRequest.FromString,
+                    response_serializer=qmtl_dot_gateway_dot_v1_dot_node__status__messages__pb2.ReportNodeStatusResponse.SerializeToString,
             ),
             'GetStrategy': grpc.unary_unary_rpc_method_handler(
                     servicer.GetStrategy,
@@ -371,6 +395,33 @@ class GatewayService:
             '/qmtl.gateway.v1.GatewayService/RetryStrategy',
             qmtl_dot_gateway_dot_v1_dot_strategy__messages__pb2.RetryStrategyRequest.SerializeToString,
             qmtl_dot_gateway_dot_v1_dot_strategy__messages__pb2.RetryStrategyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReportNodeStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/qmtl.gateway.v1.GatewayService/ReportNodeStatus',
+            qmtl_dot_gateway_dot_v1_dot_node__status__messages__pb2.ReportNodeStatusRequest.SerializeToString,
+            qmtl_dot_gateway_dot_v1_dot_node__status__messages__pb2.ReportNodeStatusResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -9,6 +9,7 @@ from grpc import aio as _aio
 from qmtl.gateway.v1 import callback_messages_pb2 as _callback_messages_pb2
 from qmtl.gateway.v1 import event_messages_pb2 as _event_messages_pb2
 from qmtl.gateway.v1 import health_messages_pb2 as _health_messages_pb2
+from qmtl.gateway.v1 import node_status_messages_pb2 as _node_status_messages_pb2
 from qmtl.gateway.v1 import queue_messages_pb2 as _queue_messages_pb2
 from qmtl.gateway.v1 import strategy_messages_pb2 as _strategy_messages_pb2
 from qmtl.gateway.v1 import work_messages_pb2 as _work_messages_pb2
@@ -53,16 +54,26 @@ class GatewayServiceStub:
     Validation: schema_version (E_SCHEMA_INVALID), required node fields
     (E_NODE_ID_FIELDS), recomputed node IDs (E_NODE_ID_MISMATCH), checksum
     (E_CHECKSUM_MISMATCH), schema IDs (E_SCHEMA_COMPAT_MISMATCH),
-    acyclicity (E_DAG_CYCLE). A DAG already submitted (same dag_hash) gets
-    E_DUPLICATE with the first strategy_id. Answers HTTP 202 (or 200 when the
-    diff finished within `wait_timeout`).
+    acyclicity (E_DAG_CYCLE), edges and limits (E_DAG_INVALID, E_VALIDATION,
+    E_PAYLOAD_TOO_LARGE), callback_url (E_VALIDATION). A DAG already submitted
+    (same dag_hash) gets E_DUPLICATE with the first strategy_id in the error's
+    details. Answers HTTP 202 (or 200 when the diff finished within
+    `wait_timeout`).
     """
     DryRunStrategy: _grpc.UnaryUnaryMultiCallable[_strategy_messages_pb2.DryRunStrategyRequest, _strategy_messages_pb2.DryRunStrategyResponse]
     """Validates a strategy DAG and returns the diff a submission would
     produce, creating and storing nothing.
     """
     RetryStrategy: _grpc.UnaryUnaryMultiCallable[_strategy_messages_pb2.RetryStrategyRequest, _strategy_messages_pb2.RetryStrategyResponse]
-    """Re-queues a FAILED strategy for another diff attempt."""
+    """Re-queues a FAILED strategy for another diff attempt (FAILED -> QUEUED,
+    with a new work item).
+    """
+    ReportNodeStatus: _grpc.UnaryUnaryMultiCallable[_node_status_messages_pb2.ReportNodeStatusRequest, _node_status_messages_pb2.ReportNodeStatusResponse]
+    """Records the run-time status of some of a strategy's nodes, as runners
+    report them; GetStrategyStatus answers them in `node_states`.
+
+    Each state replaces the one stored for its node_id (last report wins).
+    """
     GetStrategy: _grpc.UnaryUnaryMultiCallable[_strategy_messages_pb2.GetStrategyRequest, _strategy_messages_pb2.GetStrategyResponse]
     """Returns one strategy with its DAG, state and queue map."""
     ListStrategies: _grpc.UnaryUnaryMultiCallable[_strategy_messages_pb2.ListStrategiesRequest, _strategy_messages_pb2.ListStrategiesResponse]
@@ -113,16 +124,26 @@ class GatewayServiceAsyncStub(GatewayServiceStub):
     Validation: schema_version (E_SCHEMA_INVALID), required node fields
     (E_NODE_ID_FIELDS), recomputed node IDs (E_NODE_ID_MISMATCH), checksum
     (E_CHECKSUM_MISMATCH), schema IDs (E_SCHEMA_COMPAT_MISMATCH),
-    acyclicity (E_DAG_CYCLE). A DAG already submitted (same dag_hash) gets
-    E_DUPLICATE with the first strategy_id. Answers HTTP 202 (or 200 when the
-    diff finished within `wait_timeout`).
+    acyclicity (E_DAG_CYCLE), edges and limits (E_DAG_INVALID, E_VALIDATION,
+    E_PAYLOAD_TOO_LARGE), callback_url (E_VALIDATION). A DAG already submitted
+    (same dag_hash) gets E_DUPLICATE with the first strategy_id in the error's
+    details. Answers HTTP 202 (or 200 when the diff finished within
+    `wait_timeout`).
     """
     DryRunStrategy: _aio.UnaryUnaryMultiCallable[_strategy_messages_pb2.DryRunStrategyRequest, _strategy_messages_pb2.DryRunStrategyResponse]  # type: ignore[assignment]
     """Validates a strategy DAG and returns the diff a submission would
     produce, creating and storing nothing.
     """
     RetryStrategy: _aio.UnaryUnaryMultiCallable[_strategy_messages_pb2.RetryStrategyRequest, _strategy_messages_pb2.RetryStrategyResponse]  # type: ignore[assignment]
-    """Re-queues a FAILED strategy for another diff attempt."""
+    """Re-queues a FAILED strategy for another diff attempt (FAILED -> QUEUED,
+    with a new work item).
+    """
+    ReportNodeStatus: _aio.UnaryUnaryMultiCallable[_node_status_messages_pb2.ReportNodeStatusRequest, _node_status_messages_pb2.ReportNodeStatusResponse]  # type: ignore[assignment]
+    """Records the run-time status of some of a strategy's nodes, as runners
+    report them; GetStrategyStatus answers them in `node_states`.
+
+    Each state replaces the one stored for its node_id (last report wins).
+    """
     GetStrategy: _aio.UnaryUnaryMultiCallable[_strategy_messages_pb2.GetStrategyRequest, _strategy_messages_pb2.GetStrategyResponse]  # type: ignore[assignment]
     """Returns one strategy with its DAG, state and queue map."""
     ListStrategies: _aio.UnaryUnaryMultiCallable[_strategy_messages_pb2.ListStrategiesRequest, _strategy_messages_pb2.ListStrategiesResponse]  # type: ignore[assignment]
@@ -176,9 +197,11 @@ class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
         Validation: schema_version (E_SCHEMA_INVALID), required node fields
         (E_NODE_ID_FIELDS), recomputed node IDs (E_NODE_ID_MISMATCH), checksum
         (E_CHECKSUM_MISMATCH), schema IDs (E_SCHEMA_COMPAT_MISMATCH),
-        acyclicity (E_DAG_CYCLE). A DAG already submitted (same dag_hash) gets
-        E_DUPLICATE with the first strategy_id. Answers HTTP 202 (or 200 when the
-        diff finished within `wait_timeout`).
+        acyclicity (E_DAG_CYCLE), edges and limits (E_DAG_INVALID, E_VALIDATION,
+        E_PAYLOAD_TOO_LARGE), callback_url (E_VALIDATION). A DAG already submitted
+        (same dag_hash) gets E_DUPLICATE with the first strategy_id in the error's
+        details. Answers HTTP 202 (or 200 when the diff finished within
+        `wait_timeout`).
         """
 
     @_abc_1.abstractmethod
@@ -197,7 +220,21 @@ class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _strategy_messages_pb2.RetryStrategyRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_strategy_messages_pb2.RetryStrategyResponse, _abc.Awaitable[_strategy_messages_pb2.RetryStrategyResponse]]:
-        """Re-queues a FAILED strategy for another diff attempt."""
+        """Re-queues a FAILED strategy for another diff attempt (FAILED -> QUEUED,
+        with a new work item).
+        """
+
+    @_abc_1.abstractmethod
+    def ReportNodeStatus(
+        self,
+        request: _node_status_messages_pb2.ReportNodeStatusRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_node_status_messages_pb2.ReportNodeStatusResponse, _abc.Awaitable[_node_status_messages_pb2.ReportNodeStatusResponse]]:
+        """Records the run-time status of some of a strategy's nodes, as runners
+        report them; GetStrategyStatus answers them in `node_states`.
+
+        Each state replaces the one stored for its node_id (last report wins).
+        """
 
     @_abc_1.abstractmethod
     def GetStrategy(

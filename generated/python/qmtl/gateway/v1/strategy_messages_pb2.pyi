@@ -125,7 +125,9 @@ class SubmitStrategyResponse(_message.Message):
     work_item_id: _builtins.str
     """Work item that processes the submission; poll it with GetWorkItem."""
     dag_hash: _builtins.str
-    """Hex SHA-256 of the DAG's deterministic protobuf encoding (dedupe key)."""
+    """Hex SHA-256 over the DAG's sorted, distinct node IDs joined by "\\n" (the
+    dedupe key; docs/operations/gateway.md, "dag_hash").
+    """
     node_ids_crc32: _builtins.int
     """The checksum Gateway verified, echoed."""
     @_builtins.property
@@ -426,7 +428,7 @@ class RetryStrategyResponse(_message.Message):
     strategy_id: _builtins.str
     """Strategy ID."""
     state: _strategy_pb2.StrategyState.ValueType
-    """New state, PROCESSING or QUEUED."""
+    """New state: QUEUED."""
     work_item_id: _builtins.str
     """New work item that processes the retry."""
     def __init__(

@@ -1,27 +1,9 @@
-"""Constructors of the diff's typed errors: every one names the offending field path."""
+"""The diff's typed errors: the shared DAG validation's constructors (qmtl.runtime.dag_validation),
+under the name the diff's modules use."""
 
 from __future__ import annotations
 
-from typing import Any
+from qmtl.runtime.dag_validation import ErrorCode, dag_invalid, node_id_fields, validation
+from qmtl.runtime.dag_validation import field_error as diff_error
 
-from qmtl.common.v1 import error_code_pb2
-from qmtl.runtime.errors import Code, QmtlError
-
-ErrorCode = error_code_pb2.ErrorCode
-
-
-def diff_error(code: Code, field: str, message: str, **details: Any) -> QmtlError:
-    """A QmtlError whose message starts with `field` and whose details carry it as `field`."""
-    return QmtlError(code, f"{field}: {message}", details={"field": field, **details})
-
-
-def validation(field: str, message: str, **details: Any) -> QmtlError:
-    return diff_error(ErrorCode.ERROR_CODE_VALIDATION, field, message, **details)
-
-
-def dag_invalid(field: str, message: str, **details: Any) -> QmtlError:
-    return diff_error(ErrorCode.ERROR_CODE_DAG_INVALID, field, message, **details)
-
-
-def node_id_fields(field: str, message: str, **details: Any) -> QmtlError:
-    return diff_error(ErrorCode.ERROR_CODE_NODE_ID_FIELDS, field, message, **details)
+__all__ = ["ErrorCode", "dag_invalid", "diff_error", "node_id_fields", "validation"]
