@@ -7,6 +7,7 @@
 #   make check-generated fail if the committed generated output differs from the schemas'
 #   make breaking        buf breaking against the schemas on main (AGAINST=<git ref>)
 #   make docs            static docs site in docs/site/ (open docs/site/index.html)
+#   make dashboard       rebuild the Gateway dashboard's bundle from its package-lock.json
 #   make lint            ruff, buf lint, buf format --diff
 #   make typecheck       mypy --strict on runtime/, services/, codegen/, bench/
 #   make bench           benchmarks against their baselines in the same run; prints the ratios
@@ -85,6 +86,11 @@ docs: prereqs
 	@echo "==> docs: public OpenAPI + schema reference -> docs/site/ (Redoc, marked; pinned by docs/site-src/package-lock.json)"
 	@bash scripts/docs.sh
 
+.PHONY: dashboard
+dashboard:
+	@echo "==> dashboard: services/gateway/dashboard-src -> the gateway package's dashboard/static/dashboard.js (esbuild; pinned by its package-lock.json)"
+	@bash scripts/dashboard.sh
+
 lint: prereqs
 	@echo "==> lint: ruff check, ruff format --check, buf lint, buf format --diff"
 	@$(BIN)/ruff check .
@@ -142,5 +148,6 @@ lock: prereqs
 clean:
 	@echo "==> clean: stopping servers, removing .venv .tools .services .fuzz and caches"
 	@if [ -x scripts/services/all.sh ]; then bash scripts/services/all.sh down || true; fi
-	@rm -rf $(VENV) .tools .services .fuzz .pytest_cache .mypy_cache .ruff_cache .hypothesis docs/site docs/site-src/node_modules
+	@rm -rf $(VENV) .tools .services .fuzz .pytest_cache .mypy_cache .ruff_cache .hypothesis docs/site docs/site-src/node_modules \
+		services/gateway/dashboard-src/node_modules
 	@find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -26,8 +26,10 @@ phase_system() {
   command -v java >/dev/null || missing+=(openjdk-17-jdk-headless)
   command -v go >/dev/null || [ -x /usr/local/go/bin/go ] || missing+=(golang-go)
   command -v chromium >/dev/null || missing+=(chromium)
+  # promtool checks the alert rules; prometheus scrapes the services in a test (deploy/prometheus).
+  command -v promtool >/dev/null || missing+=(prometheus)
   if [ "${#missing[@]}" -eq 0 ]; then
-    say "system packages: redis-server, maven, java, go and chromium present"
+    say "system packages: redis-server, maven, java, go, chromium and prometheus present"
     return
   fi
   say "system packages: installing ${missing[*]} with apt-get"
@@ -39,6 +41,11 @@ phase_system() {
   # The Debian package may start its own redis on 6379; ours is started by scripts/services/redis.sh.
   if [[ " ${missing[*]} " == *" redis-server "* ]]; then
     $sudo service redis-server stop >/dev/null 2>&1 || true
+  fi
+  # Likewise Debian's prometheus (and its node exporter) on 9090/9100: tests start their own.
+  if [[ " ${missing[*]} " == *" prometheus "* ]]; then
+    $sudo service prometheus stop >/dev/null 2>&1 || true
+    $sudo service prometheus-node-exporter stop >/dev/null 2>&1 || true
   fi
 }
 

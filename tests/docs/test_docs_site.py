@@ -25,6 +25,8 @@ from typing import Any
 
 import pytest
 
+from tests.chromium import CHROMIUM_TIMEOUT_S, chromium_command
+
 ROOT = Path(__file__).resolve().parents[2]
 OPENAPI = Path(os.environ.get("QMTL_DOCS_OPENAPI", ROOT / "docs/openapi/public.openapi.json"))
 REFERENCE = ROOT / "docs/schemas/reference.md"
@@ -35,7 +37,6 @@ DOCS_SH = ROOT / "scripts/docs.sh"
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 # A cold build runs `npm ci`; a warm one takes about a second.
 BUILD_TIMEOUT_S = 600
-CHROMIUM_TIMEOUT_S = 120
 
 
 # --- a small DOM, enough to ask "what text is inside the element with this id" ----------------
@@ -120,27 +121,12 @@ def build_site(out: Path) -> None:
 
 
 def chromium_dom(page: Path, profile: Path, budget_ms: int = 15000) -> Dom:
-    exe = shutil.which("chromium")
-    if exe is None:
-        pytest.fail("chromium is not installed (make setup installs Debian's chromium package)")
     profile.mkdir(parents=True, exist_ok=True)
     proc = subprocess.run(
-        [
-            exe,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            f"--user-data-dir={profile}",
-            # Virtual time runs Redoc's rendering to completion before the DOM is dumped.
-            f"--virtual-time-budget={budget_ms}",
-            "--dump-dom",
-            page.as_uri(),
-        ],
+        # Virtual time runs Redoc's rendering to completion before the DOM is dumped.
+        chromium_command(
+            profile, f"--virtual-time-budget={budget_ms}", "--dump-dom", page.as_uri()
+        ),
         capture_output=True,
         text=True,
         timeout=CHROMIUM_TIMEOUT_S,

@@ -10,41 +10,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import shutil
 from pathlib import Path
-
-import pytest
 
 from qmtl.runtime.http.server import load_document
 from qmtl.runtime.serve import ServeConfig, Served
+from tests.chromium import dump_dom
 from tests.serve.toy_service import BINDING, VERIFIER, Counter
-
-CHROMIUM_TIMEOUT_S = 120
-
-
-async def dump_dom(url: str, profile: Path) -> str:
-    exe = shutil.which("chromium")
-    if exe is None:
-        pytest.fail("chromium is not installed (make setup installs Debian's chromium package)")
-    process = await asyncio.create_subprocess_exec(
-        exe,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--proxy-server=http://127.0.0.1:9",  # nothing listens: only loopback is reachable
-        f"--user-data-dir={profile}",
-        "--virtual-time-budget=15000",
-        "--dump-dom",
-        url,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), CHROMIUM_TIMEOUT_S)
-    assert process.returncode == 0, err.decode(errors="replace")[-4000:]
-    return out.decode()
 
 
 async def test_the_docs_page_renders_the_document_without_the_internet(tmp_path: Path) -> None:

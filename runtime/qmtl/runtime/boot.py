@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 from qmtl.events.v1 import event_pb2, service_events_pb2
+from qmtl.runtime import metrics
 from qmtl.runtime.auth import HmacTokenVerifier
 from qmtl.runtime.errors import QmtlError
 from qmtl.runtime.events import make_event
@@ -117,6 +118,7 @@ async def run_boot(
                 )
                 await asyncio.sleep(delay)
         durations[step.name] = elapsed = time.perf_counter() - started
+        metrics.BOOT_STEP_SECONDS.labels(step.name).set(elapsed)
         logger.info("boot: %s ok in %d ms", step.name, round(elapsed * 1000))
     return durations
 

@@ -183,3 +183,79 @@ class HealthReporter:
         component.checked_at.FromNanoseconds(int(checked_at * 1_000_000_000))
         component.latency.FromNanoseconds(int((time.perf_counter() - started) * 1_000_000_000))
         return component
+
+
+# A backend may blink (a leader election, a restart under a supervisor); only one that stays
+# unhealthy this long is worth waking someone for.
+DEFAULT_DOWN_GRACE_S = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """A component crossed the grace: `down` True when it has been unhealthy for longer than
+    the grace (reported once), False when one so reported is OK again."""
+
+    component: str
+    down: bool
+    state: health_pb2.HealthState.ValueType
+    detail: str
+    since: float
+
+
+class DownWatch:
+    """Which components have been unhealthy (DOWN, or DEGRADED: an optional backend that does
+    not answer) continuously for longer than `grace_s`, fed one snapshot at a time.
+
+    `observe` returns the transitions of this snapshot: a component unhealthy in every snapshot
+    since `since` and past the grace is reported down once; its first OK snapshot afterwards
+    reports it back. A component that recovers within the grace is never reported.
+    """
+
+    def __init__(self, grace_s: float = DEFAULT_DOWN_GRACE_S) -> None:
+        if grace_s < 0:
+            raise ValueError(f"grace_s must be >= 0, got {grace_s!r}")
+        self.grace_s = grace_s
+        self._since: dict[str, float] = {}
+        self._reported: set[str] = set()
+
+    @property
+    def reported(self) -> frozenset[str]:
+        return frozenset(self._reported)
+
+    def observe(self, health: health_pb2.ServiceHealth, now: float) -> list[Transition]:
+        out = []
+        for component in health.components:
+            name = component.name
+            if component.state in (OK, health_pb2.HEALTH_STATE_UNSPECIFIED):
+                self._since.pop(name, None)
+                if name in self._reported:
+                    self._reported.discard(name)
+                    out.append(Transition(name, False, component.state, component.detail, now))
+                continue
+            since = self._since.setdefault(name, now)
+            if name not in self._reported and now - since >= self.grace_s:
+                self._reported.add(name)
+                out.append(Transition(name, True, component.state, component.detail, since))
+        return out
+
+
+async def watch_down(
+    reporter: HealthReporter,
+    watch: DownWatch,
+    on_transition: Callable[[Transition], Awaitable[None]],
+    *,
+    interval_s: float = 5.0,
+    clock: Callable[[], float] = time.monotonic,
+) -> None:
+    """Checks `reporter` every `interval_s` and hands each transition to `on_transition`, until
+    cancelled. A failing callback is logged; the loop goes on."""
+    while True:
+        health = await reporter.snapshot()
+        for transition in watch.observe(health, clock()):
+            try:
+                await on_transition(transition)
+            except Exception:
+                _log.exception(
+                    "health: the down-watch callback failed for %s", transition.component
+                )
+        await asyncio.sleep(interval_s)

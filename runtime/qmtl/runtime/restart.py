@@ -2,7 +2,8 @@
 
 Both services close `initialize_and_recover()` the same way (docs/operations/boot.md): relay
 what the outbox holds (a crashed run's events), write the clean-shutdown marker (finding one
-means the previous run crashed), then publish ServiceRestarted with what the boot found. A
+means the previous run crashed), then publish ServiceRestarted with what the boot found, and
+the ServiceCrashed alert when the previous run crashed (docs/operations/alerts.md). A
 `Restart` keeps that bookkeeping for one boot and makes those steps; each service adds its own
 steps (the Gateway's lease reaping, the DAG Manager's event topics) and counts into it.
 """
@@ -15,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from qmtl.events.v1 import event_pb2
+from qmtl.runtime.alerts.model import CRITICAL, SERVICE_CRASHED, alert_event, raise_alert
 from qmtl.runtime.boot import Backend, BootStep, Recovery, ShutdownMarker, restarted_event
 from qmtl.runtime.eventbus import OPS_EVENTS
 from qmtl.runtime.outbox import EventPublisher, OutboxRelay, OutboxStore
@@ -79,6 +82,8 @@ class Restart:
         )
         await bus.publish(OPS_EVENTS, [event])
         self.restarted = recovery
+        if recovery.crash_detected:
+            await raise_alert(bus, self.crash_alert())
         _log.info(
             "boot: ServiceRestarted instance_id=%s crash_detected=%s replayed_events=%d "
             "recovered_work_items=%d repaired_resources=%d",
@@ -89,6 +94,35 @@ class Restart:
             recovery.repaired_resources,
         )
         return recovery
+
+    def crash_alert(self) -> event_pb2.Event:
+        """ServiceCrashed: the previous run of this instance ended without a clean shutdown.
+
+        An event, not a condition: FIRING only, never resolved; its dedupe key names this
+        instance and this boot, so a retried announce is one alert and the next crash another.
+        """
+        boot = f"{self.started_at:.6f}"
+        return alert_event(
+            SERVICE_CRASHED,
+            level=CRITICAL,
+            service=self.service,
+            instance_id=self.instance_id,
+            target_id=self.instance_id,
+            message=(
+                f"{self.service} {self.instance_id} restarted after a crash (no clean "
+                f"shutdown); replayed {self.replayed_events} event(s), recovered "
+                f"{self.recovered_work_items} work item(s)"
+            ),
+            source=self.source,
+            dedupe_key=f"{SERVICE_CRASHED}:{self.service}:{self.instance_id}:{boot}",
+            idempotency_key=f"service_crashed:{self.instance_id}:{boot}",
+            attributes={
+                "replayed_events": str(self.replayed_events),
+                "recovered_work_items": str(self.recovered_work_items),
+                "repaired_resources": str(self.repaired_resources),
+            },
+            clock=self.clock,
+        )
 
     # The same three as boot steps over backends the earlier steps connect.
 

@@ -7,7 +7,9 @@ grace period and returns, so `asyncio.run(serve(...))` exits 0. The listeners ar
 `Server` objects over sockets bound here (port 0 = any free port; `Served` reports the bound
 ports), which lets a bind failure surface as a typed ServeError naming the listener instead of
 uvicorn's `sys.exit`. Given a HealthReporter, both HTTP listeners also serve /health and
-/ready (health_routes). docs/operations/serving.md describes the options.
+/ready (health_routes). The internal listener serves /metrics (Prometheus text, metrics_route;
+docs/operations/metrics.md), every call measured by the RequestMetrics interceptor put first
+in the chain. docs/operations/serving.md describes the options.
 """
 
 from __future__ import annotations
@@ -37,6 +39,9 @@ from qmtl.runtime.errors import QmtlError
 from qmtl.runtime.health import PUBLIC_VIEW, HealthReporter
 from qmtl.runtime.http import server as http_server
 from qmtl.runtime.http.limits import resolve_max_body_bytes
+from qmtl.runtime.interceptors import RequestMetrics
+from qmtl.runtime.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from qmtl.runtime.metrics import MetricsEndpoint, health_source
 from qmtl.runtime.pipeline import Interceptor
 from qmtl.runtime.redact import public_message
 
@@ -54,6 +59,7 @@ DEFAULT_GRPC_PORT = 50051
 DEFAULT_GRACE_SECONDS = 10.0
 HEALTH_PATH = "/health"
 READY_PATH = "/ready"
+METRICS_PATH = "/metrics"
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
@@ -270,6 +276,20 @@ def health_routes(reporter: HealthReporter, *, public: bool) -> list[BaseRoute]:
     ]
 
 
+def metrics_route(endpoint: MetricsEndpoint) -> BaseRoute:
+    """/metrics: the Prometheus text format of `endpoint`, anonymous, GET only (internal
+    listener only: metric labels name rpcs and backends, nothing for the public world)."""
+
+    async def scrape(request: Request) -> Response:
+        return Response(
+            await endpoint.render(),
+            media_type=METRICS_CONTENT_TYPE,
+            headers={"Cache-Control": "no-store"},
+        )
+
+    return Route(METRICS_PATH, scrape, methods=["GET"], name="metrics")
+
+
 def _bind(name: str, host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -306,13 +326,22 @@ class Served:
         config: ServeConfig | None = None,
         interceptors: Sequence[Interceptor] = (),
         health: HealthReporter | None = None,
+        public_extra_routes: Sequence[BaseRoute] = (),
     ) -> None:
         self.handler = handler
         self.health = health
+        # Routes beside the generated ones on the public listener (GET only, as every public
+        # route): the Gateway's /dashboard page and its static files.
+        self.public_extra_routes = tuple(public_extra_routes)
         self.verifier = verifier
         self.service = service
         self.config = ServeConfig() if config is None else config
-        self.interceptors = tuple(interceptors)
+        # RequestMetrics first: it measures every call, including what later interceptors refuse.
+        self.interceptors = (RequestMetrics(), *interceptors)
+        # /metrics on the internal listener; a service adds its scrape sources (queue depth...).
+        self.metrics = MetricsEndpoint()
+        if health is not None:
+            self.metrics.add_source("health", health_source(health))
         self._ports: dict[str, int] = {}
         self._started = asyncio.Event()
         self._stop = asyncio.Event()
@@ -377,7 +406,7 @@ class Served:
         public = internal = None
         if cfg.public_port is not None and svc.public_routes is not None:
             routes = svc.public_routes(self.handler, self.verifier, interceptors=self.interceptors)
-            routes = [*self._health_routes(public=True), *routes]
+            routes = [*self._health_routes(public=True), *self.public_extra_routes, *routes]
             public = http_server.create_public_app(
                 routes, openapi=svc.public_openapi, title=f"{svc.name} (public)", **options
             )
@@ -385,7 +414,7 @@ class Served:
             routes = svc.internal_routes(
                 self.handler, self.verifier, interceptors=self.interceptors
             )
-            routes = [*self._health_routes(public=False), *routes]
+            routes = [*self._health_routes(public=False), metrics_route(self.metrics), *routes]
             internal = http_server.create_internal_app(
                 routes, openapi=svc.internal_openapi, title=f"{svc.name} (internal)", **options
             )

@@ -18,6 +18,7 @@ from qmtl.cli.service_options import (
     configure_logging,
     listener_options,
     port,
+    seconds,
 )
 
 PREFIX = "QMTL_DAGMANAGER"
@@ -65,6 +66,14 @@ def options() -> list[Option]:
             "replication factor of the event topics it ensures (3 in production)",
             int,
         ),
+        Option(
+            "--alert-down-grace",
+            "QMTL_ALERT_DOWN_GRACE_SECONDS",
+            "60",
+            "seconds a backend stays unhealthy before a BackendDown alert "
+            "(docs/operations/alerts.md)",
+            seconds,
+        ),
     ]
 
 
@@ -106,7 +115,7 @@ def _run(args: argparse.Namespace) -> int:
             grace_seconds=args.grace,
             max_body_bytes=args.max_body_bytes,
         )
-        return asyncio.run(serve_dag_manager(config))
+        return asyncio.run(serve_dag_manager(config, alert_down_grace=args.alert_down_grace))
     except (ConfigError, ServeConfigError) as exc:
         return config_error("dagmanager", exc)
     except ServeError as exc:

@@ -78,6 +78,14 @@ def options() -> list[Option]:
                "age of a QUEUED strategy without live work before it is re-queued", seconds),
         Option("--lease-ttl", "QMTL_GATEWAY_LEASE_TTL_SECONDS", "30",
                "lease of a work item; a crashed worker's item goes to another after it", lease),
+        Option("--dashboard", "QMTL_GATEWAY_DASHBOARD", "auto",
+               "who may read /dashboard on the public listener: anonymous, token (the page asks "
+               "for one), off; auto: anonymous under the development profile, token under "
+               "production (docs/operations/dashboard.md)",
+               choices=("auto", "anonymous", "token", "off")),
+        Option("--alert-down-grace", "QMTL_ALERT_DOWN_GRACE_SECONDS", "60",
+               "seconds a backend stays unhealthy before a BackendDown alert "
+               "(docs/operations/alerts.md)", seconds),
     ]  # fmt: skip
 
 
@@ -177,6 +185,7 @@ def _run(args: argparse.Namespace) -> int:
     from qmtl.services.gateway.app import serve_gateway
     from qmtl.services.gateway.boot import DagManagerLink
     from qmtl.services.gateway.config import GatewayConfig
+    from qmtl.services.gateway.dashboard import DashboardAccess
     from qmtl.services.gateway.settings import GatewaySettings, InvalidGatewaySettings
 
     configure_logging(args.log_level)
@@ -219,7 +228,10 @@ def _run(args: argparse.Namespace) -> int:
                 config.token_secret, config.token_key_id
             )
             link = GrpcDagManager(config.dag_manager, token)
-        return asyncio.run(serve_gateway(config, link))
+        dashboard = DashboardAccess(args.dashboard)
+        return asyncio.run(
+            serve_gateway(config, link, dashboard=dashboard, alert_down_grace=args.alert_down_grace)
+        )
     except (ConfigError, ServeConfigError, InvalidGatewaySettings) as exc:
         return config_error("gateway", exc)
     except ServeError as exc:

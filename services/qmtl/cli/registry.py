@@ -28,6 +28,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "qmtl.cli.migrate",
     "qmtl.cli.dagmanager",
     "qmtl.cli.gateway",
+    "qmtl.cli.alerts",
     "qmtl.cli.demo",
 )
 

@@ -258,7 +258,9 @@ async def test_a_boot_relays_what_a_crashed_run_left_and_counts_it(
     restart = Restart("dag-manager", "dm-1", "test", started_at=5.5, crash_detected=True)
     assert await restart.drain(store, bus) == 2
     await restart.announce(bus)
-    [announced] = published(bus, OPS_EVENTS)
+    # A crashed boot also raises its ServiceCrashed alert (docs/operations/alerts.md).
+    [announced, crashed] = published(bus, OPS_EVENTS)
+    assert crashed.alert_raised.name == "ServiceCrashed"
     restarted = announced.service_restarted
 
     assert restarted.replayed_events == 2

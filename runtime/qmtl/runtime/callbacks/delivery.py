@@ -25,6 +25,7 @@ import httpx
 from google.protobuf.message import DecodeError
 
 from qmtl.events.v1 import alert_events_pb2, event_pb2
+from qmtl.runtime.alerts.model import CALLBACK_DEAD_LETTERED, runbook_anchor
 from qmtl.runtime.eventbus import EventBus, EventBusError, topic_for_event_type
 from qmtl.runtime.workqueue import EnqueueResult, JobFailedError, WorkQueue
 from qmtl.work.v1 import callback_delivery_pb2, work_item_pb2, work_type_pb2
@@ -52,7 +53,7 @@ DEFAULT_TIMEOUT = 10.0
 bytes (httpx read/write/pool timeouts); connecting has DEFAULT_CONNECT_TIMEOUT."""
 DEFAULT_CONNECT_TIMEOUT = 5.0
 
-ALERT_NAME = "CallbackDeadLettered"
+ALERT_NAME = CALLBACK_DEAD_LETTERED
 ALERT_TYPE = "qmtl.ops.alert_raised"
 
 # Statuses that say "not now" rather than "never": the request may succeed unchanged later.
@@ -160,6 +161,7 @@ class CallbackDeliverer:
         allowed_hosts: Collection[str] | None = None,
         source: str = "qmtl/gateway",
         service: str = "gateway",
+        instance_id: str = "",
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.client = client
@@ -168,6 +170,7 @@ class CallbackDeliverer:
         self.allowed_hosts = allowed_hosts
         self.source = source
         self.service = service
+        self.instance_id = instance_id
         self.clock = clock
 
     async def __call__(self, item: work_item_pb2.WorkItem) -> bytes:
@@ -271,6 +274,12 @@ class CallbackDeliverer:
                 f"{item.attempts} attempt(s): {error.message}"
             ),
             attributes=attributes,
+            # One-off: each dead job is its own condition, never resolved.
+            state=alert_events_pb2.ALERT_STATE_FIRING,
+            dedupe_key=f"{ALERT_NAME}:{item.id}",
+            service=self.service,
+            instance_id=self.instance_id,
+            runbook=runbook_anchor(ALERT_NAME),
         )
         event = event_pb2.Event(
             id=str(uuid.uuid4()),

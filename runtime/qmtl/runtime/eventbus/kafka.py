@@ -25,6 +25,7 @@ from aiokafka.errors import KafkaError, KafkaTimeoutError, UnknownTopicOrPartiti
 from aiokafka.partitioner import DefaultPartitioner
 
 from qmtl.events.v1 import event_pb2
+from qmtl.runtime import metrics
 
 from .codec import Codec, D, DeliveryHandler, M
 from .errors import EventBusError, Operation
@@ -266,7 +267,12 @@ class KafkaEventBus(KafkaBus[event_pb2.Event, Delivery]):
         return cls(producer, bootstrap, client_id, settings)
 
     async def publish(self, topic: str, events: Sequence[event_pb2.Event]) -> None:
-        await self.send_messages(topic, events, operation="publish")
+        try:
+            await self.send_messages(topic, events, operation="publish")
+        except BaseException:
+            metrics.EVENT_PUBLISH_FAILURES.labels(topic).inc()
+            raise
+        metrics.EVENTS_PUBLISHED.labels(topic).inc(len(events))
 
 
 def _partition(record: WireRecord, partitions: list[int]) -> int | None:

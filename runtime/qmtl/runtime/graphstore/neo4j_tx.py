@@ -12,6 +12,7 @@ GraphStoreUnavailableError (retryable). Anything else from the driver is a typed
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -26,6 +27,8 @@ from neo4j.exceptions import (
     SessionExpired,
     TransientError,
 )
+
+from qmtl.runtime import metrics
 
 from .errors import GraphStoreError, GraphStoreUnavailableError
 
@@ -70,6 +73,21 @@ async def transact(
     database: str | None,
     retry: RetryPolicy,
     write: bool = True,
+) -> T:
+    started = time.perf_counter()
+    outcome = "error"
+    try:
+        result = await _with_retries(driver, work, database=database, retry=retry, write=write)
+        outcome = "ok"
+        return result
+    finally:
+        metrics.NEO4J_SECONDS.labels("write" if write else "read", outcome).observe(
+            time.perf_counter() - started
+        )
+
+
+async def _with_retries(
+    driver: AsyncDriver, work: Work[T], *, database: str | None, retry: RetryPolicy, write: bool
 ) -> T:
     last: Exception | None = None
     for attempt in range(retry.attempts):

@@ -17,10 +17,12 @@ from typing import Any, TypeVar
 import grpc
 from google.protobuf import message
 
+from qmtl.runtime import metrics
 from qmtl.runtime.client_retry import RetryPolicy
 from qmtl.runtime.errors import QmtlError
 from qmtl.runtime.grpc.errors import error_from_rpc_error
 from qmtl.runtime.http.limits import resolve_max_body_bytes
+from qmtl.runtime.interceptors import outcome_code
 from qmtl.runtime.rpc_caller import (
     DEFAULT_TIMEOUT,
     TokenSource,
@@ -145,9 +147,20 @@ class GrpcCaller:
                 raise error_from_rpc_error(exc) from None
             return reply
 
-        return await call_with_retries(
-            rpc, attempt, deadline=time.monotonic() + seconds, policy=self._retry
-        )
+        started = time.perf_counter()
+        code = "OK"
+        try:
+            return await call_with_retries(
+                rpc, attempt, deadline=time.monotonic() + seconds, policy=self._retry
+            )
+        except BaseException as exc:
+            code = outcome_code(exc)
+            raise
+        finally:
+            metrics.CLIENT_REQUESTS.labels(rpc.full_name, code).inc()
+            metrics.CLIENT_SECONDS.labels(rpc.full_name, code).observe(
+                time.perf_counter() - started
+            )
 
     async def aclose(self) -> None:
         """Closes the channel; calls in flight are cancelled. Safe to call more than once."""

@@ -21,6 +21,7 @@ from typing import Protocol
 from google.protobuf.message import DecodeError
 
 from qmtl.events.v1 import event_pb2
+from qmtl.runtime import metrics
 from qmtl.runtime.eventbus.errors import InvalidEventError
 from qmtl.runtime.eventbus.model import check_publishable
 from qmtl.runtime.graphstore.model import MAX_BATCH
@@ -98,6 +99,7 @@ class OutboxRelay:
                     await self._store.outbox_ack([entry.id for entry in run])
                     sent += len(events)
                     self.relayed += len(events)
+                    metrics.OUTBOX_RELAYED.inc(len(events))
             return sent
 
     def notify(self) -> None:
@@ -129,6 +131,7 @@ class OutboxRelay:
                 timeout = self._interval_s
             except Exception:  # the bus or the store is down: keep the entries, retry later
                 self.failures += 1
+                metrics.OUTBOX_RELAY_FAILURES.inc()
                 timeout = backoff_delay(self.failures)
                 _log.warning("outbox relay: drain failed, retry in %.1fs", timeout, exc_info=True)
                 await asyncio.sleep(timeout)

@@ -15,6 +15,7 @@ from collections import deque
 from collections.abc import Sequence
 
 from qmtl.common.v1 import error_pb2
+from qmtl.runtime import metrics
 from qmtl.work.v1 import work_item_pb2, work_state_pb2
 
 from .dead_letter import RedriveTally, dead_age_ms, redrive_ids
@@ -345,6 +346,7 @@ class InMemoryWorkQueue:
                 job.error = _LEASE_EXPIRED_RETRY
                 self._push_ready(job_id, job.seq)
                 returned += 1
+        metrics.count_reaped(returned, dead)
         return Reaped(returned=returned, dead_lettered=dead)
 
     # -- reads ---------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ import redis.asyncio as redis
 from redis.commands.core import AsyncScript
 
 from qmtl.common.v1 import error_pb2
+from qmtl.runtime import metrics
 from qmtl.work.v1 import work_item_pb2, work_state_pb2
 
 from .dead_letter import DEAD_LETTER_CHUNK, RedriveTally, dead_age_ms, redrive_ids
@@ -319,6 +320,7 @@ class RedisWorkQueue:
             (self._ready, self._leased, self._dead),
             (self._settings.reap_batch, _LEASE_EXPIRED_RETRY, _LEASE_EXPIRED_DEAD),
         )
+        metrics.count_reaped(int(returned), int(dead))
         return Reaped(returned=int(returned), dead_lettered=int(dead))
 
     # -- reads ---------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ so a call never outlives its deadline inside the socket layer.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable
 from typing import NoReturn, TypeVar
 
@@ -28,6 +29,8 @@ from redis.exceptions import (
     TryAgainError,
 )
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from qmtl.runtime import metrics
 
 from .errors import QueueUnavailableError, WorkQueueError
 
@@ -86,10 +89,17 @@ async def bounded(call: Awaitable[T], within: float) -> T:
     script is safe to repeat for that reason (see connection_retry). redis-py drops the
     connection of a cancelled call, so no late reply is ever read as another call's answer.
     """
+    started = time.perf_counter()
+    outcome = "error"
     try:
         async with asyncio.timeout(within):
-            return await call
+            result = await call
+        outcome = "ok"
+        return result
     except TimeoutError as exc:
+        outcome = "timeout"
         raise QueueUnavailableError(f"Redis did not answer within {within:g}s") from exc
     except RedisError as exc:
         raise_for_redis_error(exc)
+    finally:
+        metrics.REDIS_SECONDS.labels(outcome).observe(time.perf_counter() - started)

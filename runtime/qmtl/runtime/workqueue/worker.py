@@ -26,6 +26,7 @@ from typing import Any
 from google.protobuf.message import DecodeError
 
 from qmtl.common.v1 import error_pb2
+from qmtl.runtime import metrics
 from qmtl.work.v1 import work_item_pb2, work_type_pb2
 
 from .errors import (
@@ -237,6 +238,7 @@ class _Worker:
             if state == DEAD:
                 log.error("job %s dead-lettered: %s %s", lease.job_id, error.code, error.message)
                 self.report.dead_lettered += 1
+                metrics.DEAD_LETTERS.labels("failed").inc()
             else:
                 self.report.retried += 1
 

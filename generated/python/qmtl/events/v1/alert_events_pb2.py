@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!qmtl/events/v1/alert_events.proto\x12\x0eqmtl.events.v1\"\x96\x02\n\x0b\x41lertRaised\x12\x30\n\x05level\x18\x01 \x01(\x0e\x32\x1a.qmtl.events.v1.AlertLevelR\x05level\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12\x1b\n\ttarget_id\x18\x03 \x01(\tR\x08targetId\x12\x18\n\x07message\x18\x04 \x01(\tR\x07message\x12K\n\nattributes\x18\x05 \x03(\x0b\x32+.qmtl.events.v1.AlertRaised.AttributesEntryR\nattributes\x1a=\n\x0f\x41ttributesEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01*\x89\x01\n\nAlertLevel\x12\x1b\n\x17\x41LERT_LEVEL_UNSPECIFIED\x10\x00\x12\x14\n\x10\x41LERT_LEVEL_INFO\x10\x01\x12\x17\n\x13\x41LERT_LEVEL_WARNING\x10\x02\x12\x15\n\x11\x41LERT_LEVEL_ERROR\x10\x03\x12\x18\n\x14\x41LERT_LEVEL_CRITICAL\x10\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!qmtl/events/v1/alert_events.proto\x12\x0eqmtl.events.v1\"\xbc\x03\n\x0b\x41lertRaised\x12\x30\n\x05level\x18\x01 \x01(\x0e\x32\x1a.qmtl.events.v1.AlertLevelR\x05level\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12\x1b\n\ttarget_id\x18\x03 \x01(\tR\x08targetId\x12\x18\n\x07message\x18\x04 \x01(\tR\x07message\x12K\n\nattributes\x18\x05 \x03(\x0b\x32+.qmtl.events.v1.AlertRaised.AttributesEntryR\nattributes\x12\x30\n\x05state\x18\x06 \x01(\x0e\x32\x1a.qmtl.events.v1.AlertStateR\x05state\x12\x1d\n\ndedupe_key\x18\x07 \x01(\tR\tdedupeKey\x12\x18\n\x07service\x18\x08 \x01(\tR\x07service\x12\x1f\n\x0binstance_id\x18\t \x01(\tR\ninstanceId\x12\x18\n\x07runbook\x18\n \x01(\tR\x07runbook\x1a=\n\x0f\x41ttributesEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01*\x89\x01\n\nAlertLevel\x12\x1b\n\x17\x41LERT_LEVEL_UNSPECIFIED\x10\x00\x12\x14\n\x10\x41LERT_LEVEL_INFO\x10\x01\x12\x17\n\x13\x41LERT_LEVEL_WARNING\x10\x02\x12\x15\n\x11\x41LERT_LEVEL_ERROR\x10\x03\x12\x18\n\x14\x41LERT_LEVEL_CRITICAL\x10\x04*[\n\nAlertState\x12\x1b\n\x17\x41LERT_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12\x41LERT_STATE_FIRING\x10\x01\x12\x18\n\x14\x41LERT_STATE_RESOLVED\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,10 +34,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_ALERTRAISED_ATTRIBUTESENTRY']._loaded_options = None
   _globals['_ALERTRAISED_ATTRIBUTESENTRY']._serialized_options = b'8\001'
-  _globals['_ALERTLEVEL']._serialized_start=335
-  _globals['_ALERTLEVEL']._serialized_end=472
+  _globals['_ALERTLEVEL']._serialized_start=501
+  _globals['_ALERTLEVEL']._serialized_end=638
+  _globals['_ALERTSTATE']._serialized_start=640
+  _globals['_ALERTSTATE']._serialized_end=731
   _globals['_ALERTRAISED']._serialized_start=54
-  _globals['_ALERTRAISED']._serialized_end=332
-  _globals['_ALERTRAISED_ATTRIBUTESENTRY']._serialized_start=271
-  _globals['_ALERTRAISED_ATTRIBUTESENTRY']._serialized_end=332
+  _globals['_ALERTRAISED']._serialized_end=498
+  _globals['_ALERTRAISED_ATTRIBUTESENTRY']._serialized_start=437
+  _globals['_ALERTRAISED_ATTRIBUTESENTRY']._serialized_end=498
 # @@protoc_insertion_point(module_scope)

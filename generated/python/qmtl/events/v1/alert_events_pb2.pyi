@@ -52,6 +52,30 @@ ALERT_LEVEL_CRITICAL: AlertLevel.ValueType  # 4
 """Service impact; page someone."""
 Global___AlertLevel: _TypeAlias = AlertLevel  # noqa: Y015
 
+class _AlertState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _AlertStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AlertState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ALERT_STATE_UNSPECIFIED: _AlertState.ValueType  # 0
+    """Not set; read as FIRING (alerts raised before the field existed)."""
+    ALERT_STATE_FIRING: _AlertState.ValueType  # 1
+    """The condition holds (or, for a one-off event such as a crash, happened)."""
+    ALERT_STATE_RESOLVED: _AlertState.ValueType  # 2
+    """The condition named by the same dedupe_key no longer holds."""
+
+class AlertState(_AlertState, metaclass=_AlertStateEnumTypeWrapper):
+    """AlertState says whether an alert starts or ends a condition."""
+
+ALERT_STATE_UNSPECIFIED: AlertState.ValueType  # 0
+"""Not set; read as FIRING (alerts raised before the field existed)."""
+ALERT_STATE_FIRING: AlertState.ValueType  # 1
+"""The condition holds (or, for a one-off event such as a crash, happened)."""
+ALERT_STATE_RESOLVED: AlertState.ValueType  # 2
+"""The condition named by the same dedupe_key no longer holds."""
+Global___AlertState: _TypeAlias = AlertState  # noqa: Y015
+
 @_typing.final
 class AlertRaised(_message.Message):
     """AlertRaised is an operational alert for Slack, e-mail or dashboards.
@@ -86,6 +110,11 @@ class AlertRaised(_message.Message):
     TARGET_ID_FIELD_NUMBER: _builtins.int
     MESSAGE_FIELD_NUMBER: _builtins.int
     ATTRIBUTES_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    DEDUPE_KEY_FIELD_NUMBER: _builtins.int
+    SERVICE_FIELD_NUMBER: _builtins.int
+    INSTANCE_ID_FIELD_NUMBER: _builtins.int
+    RUNBOOK_FIELD_NUMBER: _builtins.int
     level: Global___AlertLevel.ValueType
     """Severity."""
     name: _builtins.str
@@ -96,6 +125,20 @@ class AlertRaised(_message.Message):
     """What the alert is about: a node ID, queue, strategy ID or service name."""
     message: _builtins.str
     """One-line human-readable text."""
+    state: Global___AlertState.ValueType
+    """FIRING or RESOLVED; a RESOLVED alert carries the dedupe_key of its FIRING one."""
+    dedupe_key: _builtins.str
+    """Identity of the condition for dedupe and rate limiting, e.g.
+    `BackendDown:gateway:gw-1:dag_manager`; empty: `name:target_id`.
+    """
+    service: _builtins.str
+    """Service that raised it, e.g. `gateway`."""
+    instance_id: _builtins.str
+    """Instance of that service that raised it."""
+    runbook: _builtins.str
+    """Anchor of the alert's runbook in docs/operations/alerts.md, e.g.
+    `backenddown`.
+    """
     @_builtins.property
     def attributes(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """Further context, e.g. `{"topic": "btc_Node_1d38921a_v1"}`."""
@@ -108,10 +151,15 @@ class AlertRaised(_message.Message):
         target_id: _builtins.str = ...,
         message: _builtins.str = ...,
         attributes: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        state: Global___AlertState.ValueType = ...,
+        dedupe_key: _builtins.str = ...,
+        service: _builtins.str = ...,
+        instance_id: _builtins.str = ...,
+        runbook: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attributes", b"attributes", "level", b"level", "message", b"message", "name", b"name", "target_id", b"target_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attributes", b"attributes", "dedupe_key", b"dedupe_key", "instance_id", b"instance_id", "level", b"level", "message", b"message", "name", b"name", "runbook", b"runbook", "service", b"service", "state", b"state", "target_id", b"target_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

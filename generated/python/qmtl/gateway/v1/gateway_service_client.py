@@ -38,6 +38,7 @@ from qmtl.gateway.v1.node_status_messages_pb2 import (
     ReportNodeStatusRequest,
     ReportNodeStatusResponse,
 )
+from qmtl.gateway.v1.overview_messages_pb2 import GetOverviewRequest, GetOverviewResponse
 from qmtl.gateway.v1.queue_messages_pb2 import GetQueuesByTagRequest, GetQueuesByTagResponse
 from qmtl.gateway.v1.strategy_messages_pb2 import (
     DryRunStrategyRequest,
@@ -191,6 +192,17 @@ _LIST_CALLBACKS: _qmtl_client.Operation[
     paging=_qmtl_client.Paging(
         "page", "page_info", "callbacks"
     ),
+)
+_GET_OVERVIEW: _qmtl_client.Operation[
+    GetOverviewRequest, GetOverviewResponse
+] = _qmtl_client.Operation(
+    name="qmtl.gateway.v1.GatewayService.GetOverview",
+    method="GET",
+    path=("/v1/gateway/overview",),
+    body="",
+    response=GetOverviewResponse,
+    internal=False,
+    idempotent=True,
 )
 _GET_HEALTH: _qmtl_client.Operation[GetHealthRequest, GetHealthResponse] = _qmtl_client.Operation(
     name="qmtl.gateway.v1.GatewayService.GetHealth",
@@ -394,6 +406,18 @@ class GatewayServiceClient(_qmtl_client.SyncServiceClient):
         """
         return self._iter(_LIST_CALLBACKS, request, timeout=timeout, retry=retry)
 
+    def get_overview(
+        self,
+        request: GetOverviewRequest,
+        *,
+        timeout: float | None = None,
+        retry: _qmtl_client.RetryPolicy | None = None,
+    ) -> GetOverviewResponse:
+        """Returns Gateway's backends with their adapter and state and its work
+        queue by state, dead letters included: what an operator's dashboard
+        shows beside the strategies and events."""
+        return self._call(_GET_OVERVIEW, request, timeout=timeout, retry=retry)
+
     def get_health(
         self,
         request: GetHealthRequest,
@@ -594,6 +618,18 @@ class AsyncGatewayServiceClient(_qmtl_client.AsyncServiceClient):
         call with its own `timeout` and retries.
         """
         return self._iter(_LIST_CALLBACKS, request, timeout=timeout, retry=retry)
+
+    async def get_overview(
+        self,
+        request: GetOverviewRequest,
+        *,
+        timeout: float | None = None,
+        retry: _qmtl_client.RetryPolicy | None = None,
+    ) -> GetOverviewResponse:
+        """Returns Gateway's backends with their adapter and state and its work
+        queue by state, dead letters included: what an operator's dashboard
+        shows beside the strategies and events."""
+        return await self._call(_GET_OVERVIEW, request, timeout=timeout, retry=retry)
 
     async def get_health(
         self,

@@ -30,6 +30,7 @@ from qmtl.gateway.v1.node_status_messages_pb2 import (
     ReportNodeStatusRequest,
     ReportNodeStatusResponse,
 )
+from qmtl.gateway.v1.overview_messages_pb2 import GetOverviewRequest, GetOverviewResponse
 from qmtl.gateway.v1.queue_messages_pb2 import GetQueuesByTagRequest, GetQueuesByTagResponse
 from qmtl.gateway.v1.strategy_messages_pb2 import (
     DryRunStrategyRequest,
@@ -66,6 +67,7 @@ class GatewayServiceGrpcAdapter(GatewayServiceServicer):
     _qmtl_get_work_item: _qmtl_grpc.UnaryMethod[GetWorkItemRequest, GetWorkItemResponse]
     _qmtl_list_events: _qmtl_grpc.UnaryMethod[ListEventsRequest, ListEventsResponse]
     _qmtl_list_callbacks: _qmtl_grpc.UnaryMethod[ListCallbacksRequest, ListCallbacksResponse]
+    _qmtl_get_overview: _qmtl_grpc.UnaryMethod[GetOverviewRequest, GetOverviewResponse]
     _qmtl_get_health: _qmtl_grpc.UnaryMethod[GetHealthRequest, GetHealthResponse]
     _qmtl_get_health_detail: _qmtl_grpc.UnaryMethod[GetHealthDetailRequest, GetHealthDetailResponse]
 
@@ -109,6 +111,9 @@ class GatewayServiceGrpcAdapter(GatewayServiceServicer):
         )
         self._qmtl_list_callbacks = _qmtl_grpc.unary(
             spec.rpc("ListCallbacks"), handler, verifier, interceptors
+        )
+        self._qmtl_get_overview = _qmtl_grpc.unary(
+            spec.rpc("GetOverview"), handler, verifier, interceptors
         )
         self._qmtl_get_health = _qmtl_grpc.unary(
             spec.rpc("GetHealth"), handler, verifier, interceptors
@@ -171,6 +176,11 @@ class GatewayServiceGrpcAdapter(GatewayServiceServicer):
         self, request: ListCallbacksRequest, context: _qmtl_grpc.ServicerContext
     ) -> ListCallbacksResponse:
         return await self._qmtl_list_callbacks(request, context)
+
+    async def GetOverview(
+        self, request: GetOverviewRequest, context: _qmtl_grpc.ServicerContext
+    ) -> GetOverviewResponse:
+        return await self._qmtl_get_overview(request, context)
 
     async def GetHealth(
         self, request: GetHealthRequest, context: _qmtl_grpc.ServicerContext

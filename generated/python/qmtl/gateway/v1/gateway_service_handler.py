@@ -27,6 +27,7 @@ from qmtl.gateway.v1.node_status_messages_pb2 import (
     ReportNodeStatusRequest,
     ReportNodeStatusResponse,
 )
+from qmtl.gateway.v1.overview_messages_pb2 import GetOverviewRequest, GetOverviewResponse
 from qmtl.gateway.v1.queue_messages_pb2 import GetQueuesByTagRequest, GetQueuesByTagResponse
 from qmtl.gateway.v1.strategy_messages_pb2 import (
     DryRunStrategyRequest,
@@ -159,6 +160,14 @@ class GatewayServiceHandler(Protocol):
         (operators and services only)."""
         ...
 
+    async def get_overview(
+        self, request: GetOverviewRequest, ctx: _qmtl_gen.Context
+    ) -> GetOverviewResponse:
+        """Returns Gateway's backends with their adapter and state and its work
+        queue by state, dead letters included: what an operator's dashboard
+        shows beside the strategies and events."""
+        ...
+
     async def get_health(
         self, request: GetHealthRequest, ctx: _qmtl_gen.Context
     ) -> GetHealthResponse:
@@ -237,6 +246,11 @@ class GatewayServiceBase:
         self, request: ListCallbacksRequest, ctx: _qmtl_gen.Context
     ) -> ListCallbacksResponse:
         raise _qmtl_gen.unimplemented("qmtl.gateway.v1.GatewayService.ListCallbacks")
+
+    async def get_overview(
+        self, request: GetOverviewRequest, ctx: _qmtl_gen.Context
+    ) -> GetOverviewResponse:
+        raise _qmtl_gen.unimplemented("qmtl.gateway.v1.GatewayService.GetOverview")
 
     async def get_health(
         self, request: GetHealthRequest, ctx: _qmtl_gen.Context
@@ -446,6 +460,21 @@ GATEWAY_SERVICE: _qmtl_gen.ServiceSpec = _qmtl_gen.ServiceSpec(
             idempotent=True,
             errors=(
                 "E_INVALID_PAGE_TOKEN",
+                "E_UNAVAILABLE",
+            ),
+        ),
+        _qmtl_gen.RpcSpec(
+            name="GetOverview",
+            full_name="qmtl.gateway.v1.GatewayService.GetOverview",
+            method="get_overview",
+            request=GetOverviewRequest,
+            response=GetOverviewResponse,
+            access=_qmtl_gen.Access(
+                public=True,
+                scopes=("overview:read",),
+            ),
+            idempotent=True,
+            errors=(
                 "E_UNAVAILABLE",
             ),
         ),

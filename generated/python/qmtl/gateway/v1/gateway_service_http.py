@@ -193,6 +193,9 @@ _LIST_CALLBACKS = _qmtl_http.Binding(
         )
     ),
 )
+_GET_OVERVIEW = _qmtl_http.Binding(
+    GATEWAY_SERVICE.rpc("GetOverview").request,
+)
 _GET_HEALTH = _qmtl_http.Binding(
     GATEWAY_SERVICE.rpc("GetHealth").request,
 )
@@ -256,6 +259,14 @@ GATEWAY_SERVICE_PUBLIC_ROUTES: tuple[_qmtl_http.HttpRoute, ...] = (
         path="/v1/gateway/callbacks",
         listener="public",
         name="qmtl.gateway.v1.GatewayService.ListCallbacks",
+    ),
+    _qmtl_http.HttpRoute(
+        rpc=GATEWAY_SERVICE.rpc("GetOverview"),
+        binding=_GET_OVERVIEW,
+        verb="GET",
+        path="/v1/gateway/overview",
+        listener="public",
+        name="qmtl.gateway.v1.GatewayService.GetOverview",
     ),
     _qmtl_http.HttpRoute(
         rpc=GATEWAY_SERVICE.rpc("GetHealth"),

@@ -8,6 +8,7 @@ from qmtl.gateway.v1 import callback_messages_pb2 as qmtl_dot_gateway_dot_v1_dot
 from qmtl.gateway.v1 import event_messages_pb2 as qmtl_dot_gateway_dot_v1_dot_event__messages__pb2
 from qmtl.gateway.v1 import health_messages_pb2 as qmtl_dot_gateway_dot_v1_dot_health__messages__pb2
 from qmtl.gateway.v1 import node_status_messages_pb2 as qmtl_dot_gateway_dot_v1_dot_node__status__messages__pb2
+from qmtl.gateway.v1 import overview_messages_pb2 as qmtl_dot_gateway_dot_v1_dot_overview__messages__pb2
 from qmtl.gateway.v1 import queue_messages_pb2 as qmtl_dot_gateway_dot_v1_dot_queue__messages__pb2
 from qmtl.gateway.v1 import strategy_messages_pb2 as qmtl_dot_gateway_dot_v1_dot_strategy__messages__pb2
 from qmtl.gateway.v1 import work_messages_pb2 as qmtl_dot_gateway_dot_v1_dot_work__messages__pb2
@@ -102,6 +103,11 @@ class GatewayServiceStub:
                 '/qmtl.gateway.v1.GatewayService/ListCallbacks',
                 request_serializer=qmtl_dot_gateway_dot_v1_dot_callback__messages__pb2.ListCallbacksRequest.SerializeToString,
                 response_deserializer=qmtl_dot_gateway_dot_v1_dot_callback__messages__pb2.ListCallbacksResponse.FromString,
+                _registered_method=True)
+        self.GetOverview = channel.unary_unary(
+                '/qmtl.gateway.v1.GatewayService/GetOverview',
+                request_serializer=qmtl_dot_gateway_dot_v1_dot_overview__messages__pb2.GetOverviewRequest.SerializeToString,
+                response_deserializer=qmtl_dot_gateway_dot_v1_dot_overview__messages__pb2.GetOverviewResponse.FromString,
                 _registered_method=True)
         self.GetHealth = channel.unary_unary(
                 '/qmtl.gateway.v1.GatewayService/GetHealth',
@@ -220,6 +226,15 @@ class GatewayServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetOverview(self, request, context):
+        """Returns Gateway's backends with their adapter and state and its work
+        queue by state, dead letters included: what an operator's dashboard
+        shows beside the strategies and events.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetHealth(self, request, context):
         """Reports Gateway's readiness; needs no authentication.
 
@@ -295,6 +310,11 @@ def add_GatewayServiceServicer_to_server(servicer, server):
                     servicer.ListCallbacks,
                     request_deserializer=qmtl_dot_gateway_dot_v1_dot_callback__messages__pb2.ListCallbacksRequest.FromString,
                     response_serializer=qmtl_dot_gateway_dot_v1_dot_callback__messages__pb2.ListCallbacksResponse.SerializeToString,
+            ),
+            'GetOverview': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetOverview,
+                    request_deserializer=qmtl_dot_gateway_dot_v1_dot_overview__messages__pb2.GetOverviewRequest.FromString,
+                    response_serializer=qmtl_dot_gateway_dot_v1_dot_overview__messages__pb2.GetOverviewResponse.SerializeToString,
             ),
             'GetHealth': grpc.unary_unary_rpc_method_handler(
                     servicer.GetHealth,
@@ -611,6 +631,33 @@ class GatewayService:
             '/qmtl.gateway.v1.GatewayService/ListCallbacks',
             qmtl_dot_gateway_dot_v1_dot_callback__messages__pb2.ListCallbacksRequest.SerializeToString,
             qmtl_dot_gateway_dot_v1_dot_callback__messages__pb2.ListCallbacksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetOverview(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/qmtl.gateway.v1.GatewayService/GetOverview',
+            qmtl_dot_gateway_dot_v1_dot_overview__messages__pb2.GetOverviewRequest.SerializeToString,
+            qmtl_dot_gateway_dot_v1_dot_overview__messages__pb2.GetOverviewResponse.FromString,
             options,
             channel_credentials,
             insecure,

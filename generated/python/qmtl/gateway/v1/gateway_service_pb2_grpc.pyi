@@ -10,6 +10,7 @@ from qmtl.gateway.v1 import callback_messages_pb2 as _callback_messages_pb2
 from qmtl.gateway.v1 import event_messages_pb2 as _event_messages_pb2
 from qmtl.gateway.v1 import health_messages_pb2 as _health_messages_pb2
 from qmtl.gateway.v1 import node_status_messages_pb2 as _node_status_messages_pb2
+from qmtl.gateway.v1 import overview_messages_pb2 as _overview_messages_pb2
 from qmtl.gateway.v1 import queue_messages_pb2 as _queue_messages_pb2
 from qmtl.gateway.v1 import strategy_messages_pb2 as _strategy_messages_pb2
 from qmtl.gateway.v1 import work_messages_pb2 as _work_messages_pb2
@@ -94,6 +95,11 @@ class GatewayServiceStub:
     """Lists strategies' callback registrations and their delivery state
     (operators and services only).
     """
+    GetOverview: _grpc.UnaryUnaryMultiCallable[_overview_messages_pb2.GetOverviewRequest, _overview_messages_pb2.GetOverviewResponse]
+    """Returns Gateway's backends with their adapter and state and its work
+    queue by state, dead letters included: what an operator's dashboard
+    shows beside the strategies and events.
+    """
     GetHealth: _grpc.UnaryUnaryMultiCallable[_health_messages_pb2.GetHealthRequest, _health_messages_pb2.GetHealthResponse]
     """Reports Gateway's readiness; needs no authentication.
 
@@ -163,6 +169,11 @@ class GatewayServiceAsyncStub(GatewayServiceStub):
     ListCallbacks: _aio.UnaryUnaryMultiCallable[_callback_messages_pb2.ListCallbacksRequest, _callback_messages_pb2.ListCallbacksResponse]  # type: ignore[assignment]
     """Lists strategies' callback registrations and their delivery state
     (operators and services only).
+    """
+    GetOverview: _aio.UnaryUnaryMultiCallable[_overview_messages_pb2.GetOverviewRequest, _overview_messages_pb2.GetOverviewResponse]  # type: ignore[assignment]
+    """Returns Gateway's backends with their adapter and state and its work
+    queue by state, dead letters included: what an operator's dashboard
+    shows beside the strategies and events.
     """
     GetHealth: _aio.UnaryUnaryMultiCallable[_health_messages_pb2.GetHealthRequest, _health_messages_pb2.GetHealthResponse]  # type: ignore[assignment]
     """Reports Gateway's readiness; needs no authentication.
@@ -296,6 +307,17 @@ class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_callback_messages_pb2.ListCallbacksResponse, _abc.Awaitable[_callback_messages_pb2.ListCallbacksResponse]]:
         """Lists strategies' callback registrations and their delivery state
         (operators and services only).
+        """
+
+    @_abc_1.abstractmethod
+    def GetOverview(
+        self,
+        request: _overview_messages_pb2.GetOverviewRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_overview_messages_pb2.GetOverviewResponse, _abc.Awaitable[_overview_messages_pb2.GetOverviewResponse]]:
+        """Returns Gateway's backends with their adapter and state and its work
+        queue by state, dead letters included: what an operator's dashboard
+        shows beside the strategies and events.
         """
 
     @_abc_1.abstractmethod

@@ -27,6 +27,7 @@ from qmtl.dagmanager.v1.dag_manager_service_handler import (
     DAG_MANAGER_SERVICE,
     DagManagerServiceBase,
 )
+from qmtl.runtime.alerts.backend_down import BackendDownAlerts
 from qmtl.runtime.boot import (
     BootGate,
     BootPolicy,
@@ -38,8 +39,9 @@ from qmtl.runtime.boot import (
 from qmtl.runtime.eventbus import EventBus
 from qmtl.runtime.gen import CONTRACT_VERSION, Context
 from qmtl.runtime.graphstore import InMemoryGraphStore
-from qmtl.runtime.health import HealthReporter
+from qmtl.runtime.health import DEFAULT_DOWN_GRACE_S, HealthReporter
 from qmtl.runtime.http.server import load_document
+from qmtl.runtime.metrics import observe_boot, outbox_backlog_source
 from qmtl.runtime.outbox import OutboxRelay
 from qmtl.runtime.restart import Restart
 from qmtl.runtime.serve import ServeConfig, Served, ServiceBinding
@@ -148,8 +150,14 @@ def _urls(served: Served, config: DagManagerConfig) -> str:
     )
 
 
-async def serve_dag_manager(config: DagManagerConfig, *, out: TextIO = sys.stdout) -> int:
-    """Serves until SIGTERM/SIGINT; the process's exit status."""
+async def serve_dag_manager(
+    config: DagManagerConfig,
+    *,
+    out: TextIO = sys.stdout,
+    alert_down_grace: float = DEFAULT_DOWN_GRACE_S,
+) -> int:
+    """Serves until SIGTERM/SIGINT; the process's exit status. `alert_down_grace`: seconds a
+    backend stays unhealthy before a BackendDown alert (docs/operations/alerts.md)."""
     health = HealthReporter(
         SERVICE,
         instance_id="",
@@ -172,6 +180,7 @@ async def serve_dag_manager(config: DagManagerConfig, *, out: TextIO = sys.stdou
     verifier = token_verifier(config.token_secret, config.token_key_id)
     served = Served(gate, verifier, binding(), config=serve_config, health=health)
     process = _DagManagerProcess(config, health, gate, served, out)
+    process.alert_down_grace = alert_down_grace
     return await serve_and_boot(served, boot=process.boot, shut_down=process.shut_down)
 
 
@@ -195,6 +204,8 @@ class _DagManagerProcess:
         )
         self.backends: DagManagerBackends | None = None
         self.state: Restart | None = None
+        self.alert_down_grace = DEFAULT_DOWN_GRACE_S
+        self.down_alerts: BackendDownAlerts | None = None
 
     async def boot(self) -> None:
         config, served = self.config, self.served
@@ -222,7 +233,18 @@ class _DagManagerProcess:
         state.relay.start()
         self.gate.open(handler)
         self.health.mark_booted()
+        self.down_alerts = BackendDownAlerts(
+            self.health,
+            backends.bus.value,
+            service=SERVICE,
+            instance_id=instance_id,
+            source=source,
+            grace_s=self.alert_down_grace,
+        )
+        self.down_alerts.start()
         crashed = state.restarted is not None and state.restarted.crash_detected
+        served.metrics.add_source("outbox", outbox_backlog_source(backends.store.value))
+        observe_boot(SERVICE, time.perf_counter() - started, crash_detected=crashed)
         print(
             f"qmtl dagmanager: ready in {round((time.perf_counter() - started) * 1000)} ms "
             f"{_urls(served, config)} crash_detected={'true' if crashed else 'false'}",
@@ -231,6 +253,8 @@ class _DagManagerProcess:
         )
 
     async def shut_down(self) -> None:
+        if self.down_alerts is not None:
+            await self.down_alerts.stop()
         if self.backends is not None and self.state is not None:
             await shut_down(self.backends, self.state)
         _log.info("stopped")

@@ -14,6 +14,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from qmtl.events.v1 import event_pb2
+from qmtl.runtime.alerts.model import (
+    BOOT_CHECK_WARNING,
+    FIRING,
+    RESOLVED,
+    WARNING,
+    alert_event,
+    raise_alert,
+)
 from qmtl.runtime.boot import (
     Backend,
     BootStep,
@@ -27,7 +36,7 @@ from qmtl.runtime.health import Degraded, HealthReporter
 from qmtl.runtime.restart import Restart
 from qmtl.runtime.topicadmin import TopicAdmin
 
-from .boot import check_graph_schema
+from .boot import GraphSchemaCheck, check_graph_schema
 from .config import SERVICE, DagManagerConfig
 
 if TYPE_CHECKING:
@@ -178,6 +187,7 @@ def boot_steps(
                 raise Degraded(detail)
 
         health.add_check(check.component.name, reported, required=False, adapter="neo4j")
+        await raise_alert(backends.bus.value, schema_alert(config, state, check))
 
     async def event_topics() -> None:
         specs = event_topic_specs(replication=config.kafka_replication)
@@ -193,6 +203,39 @@ def boot_steps(
         state.marker_step(backends.marker),
         state.announce_step(backends.bus),
     ]
+
+
+def schema_alert(
+    config: DagManagerConfig, state: Restart, check: GraphSchemaCheck
+) -> event_pb2.Event:
+    """BootCheckWarning for a graph schema behind (FIRING), or its RESOLVED once a boot finds
+    it current (dropped by the dispatcher when nothing fired). Keyed by the graph, not the
+    instance: every instance of one graph warns about the same thing."""
+    graph = config.graph_prefix or "(default)"
+    name = check.component.name
+    firing = not check.ok
+    return alert_event(
+        BOOT_CHECK_WARNING,
+        level=WARNING,
+        state=FIRING if firing else RESOLVED,
+        service=state.service,
+        instance_id=state.instance_id,
+        target_id=name,
+        message=(
+            f"graph schema check failed at boot: {check.reason}"
+            + (f"; run `{check.command}`" if check.command else "")
+            if firing
+            else "graph schema check passed at boot"
+        ),
+        source=state.source,
+        dedupe_key=f"{BOOT_CHECK_WARNING}:{state.service}:{name}:{graph}",
+        idempotency_key=(
+            f"boot_check:{state.instance_id}:{name}:{state.started_at:.6f}:"
+            f"{'firing' if firing else 'resolved'}"
+        ),
+        attributes={"check": name, "graph_prefix": config.graph_prefix, "command": check.command},
+        clock=state.clock,
+    )
 
 
 async def shut_down(backends: DagManagerBackends, state: Restart) -> None:

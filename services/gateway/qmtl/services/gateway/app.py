@@ -19,6 +19,8 @@ from typing import TextIO
 
 from qmtl.gateway.v1 import gateway_service_http, health_messages_pb2
 from qmtl.gateway.v1.gateway_service_handler import GATEWAY_SERVICE, GatewayServiceBase
+from qmtl.runtime.alerts.backend_down import BackendDownAlerts
+from qmtl.runtime.auth import TokenVerifier
 from qmtl.runtime.boot import (
     BootGate,
     BootPolicy,
@@ -31,8 +33,9 @@ from qmtl.runtime.callbacks.delivery import CallbackDeliverer, make_client, stat
 from qmtl.runtime.callbacks.signing import SigningKey
 from qmtl.runtime.eventbus import EventBus
 from qmtl.runtime.gen import CONTRACT_VERSION, Context
-from qmtl.runtime.health import HealthReporter
+from qmtl.runtime.health import DEFAULT_DOWN_GRACE_S, HealthReporter
 from qmtl.runtime.http.server import load_document
+from qmtl.runtime.metrics import observe_boot, outbox_backlog_source, queue_depth_source
 from qmtl.runtime.restart import Restart
 from qmtl.runtime.serve import ServeConfig, Served, ServiceBinding
 from qmtl.runtime.workqueue import DurabilityError
@@ -45,6 +48,7 @@ from .boot import (
     shut_down,
 )
 from .config import SERVICE, GatewayConfig
+from .dashboard import DashboardAccess, ViewerTokens, dashboard_routes, resolve_access
 from .handler import GatewayHandler
 from .waiting import Completions
 from .worker import SubmitWorker
@@ -100,9 +104,16 @@ def _urls(served: Served, config: GatewayConfig) -> str:
 
 
 async def serve_gateway(
-    config: GatewayConfig, link: DagManagerLink, *, out: TextIO = sys.stdout
+    config: GatewayConfig,
+    link: DagManagerLink,
+    *,
+    out: TextIO = sys.stdout,
+    dashboard: DashboardAccess = DashboardAccess.AUTO,
+    alert_down_grace: float = DEFAULT_DOWN_GRACE_S,
 ) -> int:
-    """Serves until SIGTERM/SIGINT; the process's exit status."""
+    """Serves until SIGTERM/SIGINT; the process's exit status. `dashboard`: who may read the
+    /dashboard page on the public listener (docs/operations/dashboard.md); `alert_down_grace`:
+    seconds a backend stays unhealthy before a BackendDown alert (docs/operations/alerts.md)."""
     health = HealthReporter(
         SERVICE, instance_id="", version=service_version(), contract_version=str(CONTRACT_VERSION)
     )
@@ -116,9 +127,21 @@ async def serve_gateway(
         grace_seconds=config.grace_seconds,
         max_body_bytes=config.max_body_bytes,
     )
-    verifier = token_verifier(config.token_secret, config.token_key_id)
-    served = Served(gate, verifier, binding(), config=serve_config, health=health)
+    verifier: TokenVerifier = token_verifier(config.token_secret, config.token_key_id)
+    access = resolve_access(dashboard, config.profile)
+    viewer = ViewerTokens() if access is DashboardAccess.ANONYMOUS else None
+    if viewer is not None:
+        verifier = viewer.verifier(verifier)
+    served = Served(
+        gate,
+        verifier,
+        binding(),
+        config=serve_config,
+        health=health,
+        public_extra_routes=dashboard_routes(access, viewer),
+    )
     process = _GatewayProcess(config, link, health, gate, served, out)
+    process.alert_down_grace = alert_down_grace
     return await serve_and_boot(served, boot=process.boot, shut_down=process.shut_down)
 
 
@@ -140,6 +163,8 @@ class _GatewayProcess:
         self.state: Restart | None = None
         self.worker: SubmitWorker | None = None
         self.callbacks: CallbackDeliverer | None = None
+        self.alert_down_grace = DEFAULT_DOWN_GRACE_S
+        self.down_alerts: BackendDownAlerts | None = None
 
     async def boot(self) -> None:
         config, served = self.config, self.served
@@ -186,7 +211,19 @@ class _GatewayProcess:
         self.worker.start()
         self.gate.open(handler)
         self.health.mark_booted()
+        self.down_alerts = BackendDownAlerts(
+            self.health,
+            backends.bus.value,
+            service=SERVICE,
+            instance_id=instance_id,
+            source=config.settings.source,
+            grace_s=self.alert_down_grace,
+        )
+        self.down_alerts.start()
         crashed = state.restarted is not None and state.restarted.crash_detected
+        served.metrics.add_source("workqueue", queue_depth_source(queue, config.queue_name))
+        served.metrics.add_source("outbox", outbox_backlog_source(store.outbox))
+        observe_boot(SERVICE, time.perf_counter() - started, crash_detected=crashed)
         print(
             f"qmtl gateway: ready in {round((time.perf_counter() - started) * 1000)} ms "
             f"{_urls(served, config)} crash_detected={'true' if crashed else 'false'}",
@@ -211,10 +248,13 @@ class _GatewayProcess:
             bus,
             allowed_hosts=config.settings.callback_allowed_hosts,
             source=config.settings.source,
+            instance_id=config.instance_id or default_instance_id(self.served.internal_port),
         )
         return self.callbacks
 
     async def shut_down(self) -> None:
+        if self.down_alerts is not None:
+            await self.down_alerts.stop()
         if self.worker is not None:
             await self.worker.stop()  # the job in hand finishes before the backends close
         if self.callbacks is not None:

@@ -26,6 +26,7 @@ from qmtl.gateway.v1 import (
     event_messages_pb2,
     health_messages_pb2,
     node_status_messages_pb2,
+    overview_messages_pb2,
     queue_messages_pb2,
     strategy_messages_pb2,
     work_messages_pb2,
@@ -383,6 +384,26 @@ class GatewayHandler(GatewayServiceBase):
         if self.health is None:
             return await super().get_health_detail(request, ctx)
         return health_messages_pb2.GetHealthDetailResponse(health=await self.health.snapshot())
+
+    async def get_overview(
+        self, request: overview_messages_pb2.GetOverviewRequest, ctx: Context
+    ) -> overview_messages_pb2.GetOverviewResponse:
+        with _port_errors():
+            stats = await self.queue.stats()
+        answer = overview_messages_pb2.GetOverviewResponse(
+            work_queue=overview_messages_pb2.WorkQueueCounts(
+                ready=stats.ready, leased=stats.leased, delayed=stats.delayed, dead=stats.dead
+            )
+        )
+        if self.health is not None:
+            health = await self.health.snapshot()
+            answer.state, answer.ready = health.state, health.ready
+            # Name, adapter and state only: a backend's detail may carry its address.
+            answer.backends.extend(
+                overview_messages_pb2.BackendState(name=c.name, adapter=c.adapter, state=c.state)
+                for c in health.components
+            )
+        return answer
 
     def _announced(self) -> None:
         if self._notify is not None:

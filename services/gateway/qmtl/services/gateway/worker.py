@@ -10,7 +10,8 @@ WORK_TYPE_STRATEGY_DIFF (docs/operations/gateway.md, "The worker"):
    compare-and-set, so two workers racing one strategy store one COMPLETED event; then the
    callback job when the strategy has a callback URL;
 5. a non-retryable QmtlError, or a retryable one on the job's last attempt: PROCESSING ->
-   FAILED with the error (event and callback too) and the job dead-letters with that error;
+   FAILED with the error (event and callback too, and a WorkItemDeadLettered alert in the same
+   outbox write) and the job dead-letters with that error;
    a retryable one before the last attempt fails the job retryably: the queue retries it
    after its BackoffPolicy's delay.
 WORK_TYPE_CALLBACK_DELIVERY jobs go to `callbacks` (a CallbackDeliverer): one worker loop
@@ -24,14 +25,16 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, cast
 
 from qmtl.common.v1 import error_pb2
 from qmtl.dag.v1 import diff_result_pb2, strategy_pb2
 from qmtl.dagmanager.v1 import diff_messages_pb2
 from qmtl.dagmanager.v1.dag_manager_service_handler import DAG_MANAGER_SERVICE
+from qmtl.runtime.alerts.model import ERROR, WORK_ITEM_DEAD_LETTERED, alert_event
 from qmtl.runtime.errors import ErrorCode, QmtlError
+from qmtl.runtime.eventbus.topics import OPS_EVENTS
 from qmtl.runtime.rpc_caller import RpcCaller
 from qmtl.runtime.spec import RpcSpec
 from qmtl.runtime.workqueue import (
@@ -45,6 +48,7 @@ from qmtl.work.v1 import work_item_pb2, work_type_pb2
 
 from . import events
 from .callbacks import enqueue_callback, enqueue_missed_callback
+from .config import SERVICE
 from .settings import GatewaySettings
 from .store.errors import InvalidStateError, StrategyStoreError
 from .store.port import StrategyStore
@@ -260,7 +264,8 @@ class SubmitWorker:
         if last:
             detail = error.to_proto()
             detail.retryable = False
-            finished = await self._finish(item, strategy, FAILED, error=detail)
+            alert = self._dead_letter_alert(item, strategy, error)
+            finished = await self._finish(item, strategy, FAILED, error=detail, also=[alert])
             if finished.state == COMPLETED:
                 return finished.diff.SerializeToString(deterministic=True)
             _log.warning(
@@ -280,9 +285,10 @@ class SubmitWorker:
         *,
         diff: diff_result_pb2.DiffResult | None = None,
         error: error_pb2.ErrorDetail | None = None,
+        also: Sequence[events.Announcement] = (),
     ) -> strategy_pb2.Strategy:
         """PROCESSING -> COMPLETED or FAILED, once: the loser of a race stores nothing and gets
-        the strategy as the winner left it."""
+        the strategy as the winner left it. `also` goes to the outbox in the same write."""
         topic, event = self._event(strategy, to, item.id, diff=diff, error=error)
         try:
             stored = await self.store.transition(
@@ -291,7 +297,7 @@ class SubmitWorker:
                 to=to,
                 diff=diff,
                 error=error if error is not None else _kept_error(strategy),
-                events=[(topic, event)],
+                events=[(topic, event), *also],
             )
         except InvalidStateError as exc:
             current = await self.store.get(strategy.strategy_id)
@@ -328,6 +334,33 @@ class SubmitWorker:
             clock=self._clock,
             **fields,
         )
+
+    def _dead_letter_alert(
+        self, item: work_item_pb2.WorkItem, strategy: strategy_pb2.Strategy, error: QmtlError
+    ) -> events.Announcement:
+        """WorkItemDeadLettered, written with the FAILED state: one-off, keyed by the job."""
+        event = alert_event(
+            WORK_ITEM_DEAD_LETTERED,
+            level=ERROR,
+            service=SERVICE,
+            instance_id=self.worker_id,
+            target_id=strategy.strategy_id,
+            message=(
+                f"diff job {item.id} of strategy {strategy.strategy_id} dead-lettered after "
+                f"{item.attempts} attempt(s): {error.wire_code} {error.message}"
+            ),
+            source=self.settings.source,
+            dedupe_key=f"{WORK_ITEM_DEAD_LETTERED}:{item.id}",
+            idempotency_key=f"work_item_dead_lettered:{item.id}",
+            correlation_id=item.id,
+            attributes={
+                "job_id": item.id,
+                "attempts": str(item.attempts),
+                "error_code": error.wire_code,
+            },
+            clock=self._clock,
+        )
+        return OPS_EVENTS, event
 
     def _announced(self) -> None:
         if self._notify is not None:
