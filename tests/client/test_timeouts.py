@@ -36,7 +36,11 @@ def test_sync_call_past_its_timeout_is_e_timeout_over_uvicorn(served: ServedApps
     with sync_client(served) as client, pytest.raises(QmtlError) as raised:
         client.get_queues_by_tag(HANGS, timeout=0.3)
 
-    assert (raised.value.status, raised.value.wire_code) == (0, "E_TIMEOUT")
+    # The server holds the same deadline (the `qmtl-timeout-ms` header) and answers 504
+    # E_TIMEOUT when it passes: over a real socket that answer and the client's own timeout
+    # race, and either way the call ends promptly in E_TIMEOUT.
+    assert raised.value.wire_code == "E_TIMEOUT"
+    assert raised.value.status in (0, 504)
     assert time.monotonic() - started < 5
     assert served.apps.handler.count("get_queues_by_tag") == 1
 
