@@ -28,21 +28,7 @@ command -v npm >/dev/null || die "npm is not installed"
 node_major="$(node -p 'process.versions.node.split(".")[0]')"
 [ "$node_major" -ge 20 ] || die "node >= 20 is needed, found $(node --version)"
 
-# Two builds at once (make dashboard and the test) must not run npm ci over each other.
-exec 9<"$SRC/package-lock.json"
-flock 9
-
-stamp="$SRC/node_modules/.qmtl-installed"
-want="$(cat "$SRC/package.json" "$SRC/package-lock.json" "$SRC/.npmrc" | sha256sum | cut -d' ' -f1)"
-if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
-  say "dashboard [1/2]: npm packages up to date (dashboard-src/node_modules, node $(node --version))"
-else
-  say "dashboard [1/2]: npm ci in services/gateway/dashboard-src (pinned by package-lock.json, install scripts off)"
-  # --ignore-scripts: esbuild's binary comes from its @esbuild/<platform> optional package.
-  (cd "$SRC" && npm ci --ignore-scripts --prefer-offline --no-audit --no-fund --loglevel=error) \
-    || die "npm ci failed in services/gateway/dashboard-src"
-  echo "$want" >"$stamp"
-fi
+bash "$ROOT/scripts/npm_ci.sh" "dashboard [1/2]" "$SRC"
 
 say "dashboard [2/2]: esbuild $("$SRC/node_modules/.bin/esbuild" --version) -> ${OUT#"$ROOT"/}/dashboard.js"
 mkdir -p "$OUT"

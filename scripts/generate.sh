@@ -6,6 +6,12 @@
 # exactly as it was and is named on stderr. On success the outputs below are swapped in:
 # wholly regenerated paths are replaced, so output of a deleted schema element does not linger,
 # and golden fixtures are only added to (append-only: docs/schemas/VERSIONING.md).
+#
+# Incremental: a run records a hash of its inputs (schemas/, buf.gen.yaml, buf.yaml, codegen/,
+# this script, the pins in constraints.txt, the proto deps and the tool binaries) and of the
+# outputs it wrote. When both are unchanged the outputs are exactly what a run would write, so
+# the next run only says so (FORCE=1 regenerates anyway). check-generated relies on this too:
+# outputs edited by hand no longer match their recorded hash and are regenerated.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT="$PWD"
@@ -15,22 +21,53 @@ BUF=.tools/bin/buf
 REPLACED_DIRS=(generated/python generated/jsonschema docs/openapi/swagger)
 # Generated files next to hand-written ones (docs/openapi/README.md, docs/schemas/VERSIONING.md):
 # every match is deleted and the new matches moved in.
-REPLACED_FILES=("docs/openapi/*.openapi.json" "docs/schemas/reference.md")
+REPLACED_FILES=("docs/openapi/*.openapi.json" "docs/schemas/reference.md" "docs/schemas/CHANGELOG.md")
 # Append-only: new files are copied in, existing ones are never touched.
 APPENDED_DIRS=(tests/golden/fixtures)
 
 fail() { printf 'generate: FAILED: %s\n' "$*" >&2; exit 1; }
 
-echo "==> generate [1/3]: buf lint schemas/"
-"$BUF" lint
+STAMP=.tools/state/generate.stamp
+# Every file under the given paths, by content; __pycache__ and build metadata are not output.
+tree_hash() {
+  find "$@" -type f ! -path '*/__pycache__/*' ! -path '*.egg-info/*' -print0 2>/dev/null |
+    LC_ALL=C sort -z | xargs -0 -r sha256sum | sha256sum | cut -c1-64
+}
+inputs_hash() {
+  {
+    tree_hash schemas codegen .tools/proto-deps buf.gen.yaml buf.yaml scripts/generate.sh constraints.txt
+    stat -c '%n %s %Y' .tools/bin/* "$BUF"
+  } | sha256sum | cut -c1-64
+}
+outputs_hash() {
+  # shellcheck disable=SC2086 # the REPLACED_FILES patterns are meant to glob
+  tree_hash "${REPLACED_DIRS[@]}" "${APPENDED_DIRS[@]}" ${REPLACED_FILES[*]}
+}
+started_ns="$(date +%s%N)"
+inputs="$(inputs_hash)"
+if [ "${FORCE:-0}" != 1 ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$inputs $(outputs_hash)" ]; then
+  printf '==> generate: up to date in %s ms (inputs unchanged since the last run, outputs as it wrote them; FORCE=1 regenerates)\n' \
+    "$(( ($(date +%s%N) - started_ns) / 1000000 ))"
+  exit 0
+fi
 
 stage="$(mktemp -d "${TMPDIR:-/tmp}/qmtl-generate.XXXXXX")"
 trap 'rm -rf "$stage"' EXIT
 mkdir "$stage/out"
 
-echo "==> generate [2/3]: buf generate (buf.gen.yaml) into a temporary tree: messages, stubs, gRPC, HTTP, OpenAPI, JSON Schema, fixtures, docs"
+echo "==> generate [1/3]: buf lint schemas/, and meanwhile buf generate (buf.gen.yaml) into a temporary tree: messages, stubs, gRPC, HTTP, OpenAPI, JSON Schema, fixtures, docs"
+# Lint runs beside generation (both only read schemas/); nothing is swapped in unless it passes.
+"$BUF" lint >"$stage/lint" 2>&1 &
+lint_pid=$!
 status=0
 "$BUF" generate -o "$stage/out" 2>"$stage/stderr" || status=$?
+lint_status=0
+wait "$lint_pid" || lint_status=$?
+if [ "$lint_status" -ne 0 ]; then
+  cat "$stage/lint" >&2
+  fail "buf lint found the problems above; nothing in the work tree was changed"
+fi
+echo "==> generate [2/3]: lint passed; every plugin succeeded"
 if [ "$status" -ne 0 ]; then
   # buf reports the plugin that failed as `Failure: plugin <command>: <why>` and then the
   # plugins it cancelled because of it; those follow-on lines name innocent plugins.
@@ -39,8 +76,14 @@ if [ "$status" -ne 0 ]; then
   if [ -n "$failure" ]; then
     rest="${failure#Failure: plugin }"
     command="${rest%%: *}"
+    why="${rest#*: }"
     plugin="$(sed -nE 's/.* -m ([A-Za-z0-9_.]+).*/\1/p' <<<"$command")"
-    fail "plugin ${plugin:-$command} failed: ${rest#*: }
+    # A bundle (qmtl_codegen.bundle) names the generator that failed: `<module>: <why>`.
+    if [[ "$why" =~ ^(qmtl_codegen\.[A-Za-z0-9_]+):\ (.*)$ ]]; then
+      plugin="${BASH_REMATCH[1]}"
+      why="${BASH_REMATCH[2]}"
+    fi
+    fail "plugin ${plugin:-$command} failed: $why
     (buf.gen.yaml entry: $command); nothing in the work tree was changed"
   fi
   fail "buf generate exited with $status; nothing in the work tree was changed"
@@ -108,4 +151,6 @@ for dir in "${APPENDED_DIRS[@]}"; do
     cp -R "$stage/out/$dir/." "$dir/"
   fi
 done
+mkdir -p "$(dirname "$STAMP")"
+echo "$inputs $(outputs_hash)" >"$STAMP"
 echo "    $(find generated -type f | wc -l) files in generated/, $(find tests/golden/fixtures -name '*.binpb' | wc -l) binary fixtures"

@@ -28,8 +28,11 @@ phase_system() {
   command -v chromium >/dev/null || missing+=(chromium)
   # promtool checks the alert rules; prometheus scrapes the services in a test (deploy/prometheus).
   command -v promtool >/dev/null || missing+=(prometheus)
+  # make images: podman builds the service images on a base debootstrap makes (deploy/images).
+  command -v podman >/dev/null || missing+=(podman)
+  command -v debootstrap >/dev/null || [ -x /usr/sbin/debootstrap ] || missing+=(debootstrap)
   if [ "${#missing[@]}" -eq 0 ]; then
-    say "system packages: redis-server, maven, java, go, chromium and prometheus present"
+    say "system packages: redis-server, maven, java, go, chromium, prometheus, podman and debootstrap present"
     return
   fi
   say "system packages: installing ${missing[*]} with apt-get"
@@ -120,7 +123,15 @@ phase_versions() {
   } | column -t -s $'\t' | sed 's/^/    /'
 }
 
+# The Kubernetes manifest validator (deploy/k8s/validate, Go, pinned by go.sum): a cold build
+# takes minutes, so it is made here rather than inside the first `make test`; no-op when fresh.
+phase_k8s_validator() {
+  bash deploy/k8s/validate/build.sh
+  say "k8s manifest validator: .tools/bin/k8s-validate up to date"
+}
+
 phase_system
 phase_venv
 phase_tools
+phase_k8s_validator
 [ "${1:-}" = "--quiet" ] || phase_versions

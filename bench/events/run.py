@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.graph.stats import format_table
-from bench.results import RESULTS, merge_report
+from bench.results import RESULTS, Figure, merge_report, print_figures
 from qmtl.runtime.endpoints import ServiceEndpoints
 from qmtl.runtime.eventbus import Delivery
 from qmtl.runtime.eventbus.topics import EVENT_TOPIC_PARTITIONS
@@ -289,7 +289,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(render(report))
     # A smoke run must not replace the figures of a full one.
     section = f"{SECTION}-quick" if args.quick else SECTION
-    merge_report(args.results, section, report)
+    data = [
+        Figure(
+            "EventBus vs raw aiokafka (paired rounds)",
+            report["bus"]["events_per_s"],
+            report["raw"]["events_per_s"],
+            "events/s",
+            report["goal_ratio"],
+            ratio=report["paired_ratio"],
+        ),
+        Figure(
+            "replay vs raw aiokafka",
+            report["bus"]["replay_events_per_s"],
+            report["raw"]["replay_events_per_s"],
+            "events/s",
+            None,
+        ),
+    ]
+    print_figures(section, data)
+    merge_report(args.results, section, report, data)
     print(f"\nfigures merged into {args.results} under {section!r}")
     return 0
 

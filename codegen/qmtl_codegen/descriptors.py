@@ -99,40 +99,51 @@ class Schema:
             for location in proto.source_code_info.location
             if location.leading_comments
         }
-        prefix = f"{proto.package}." if proto.package else ""
-
-        def note(path: tuple[int, ...], full_name: str) -> None:
+        for path, full_name in source_paths(proto):
             if path in by_path:
                 self.comments[full_name] = _clean(by_path[path])
 
-        def message(msg: descriptor_pb2.DescriptorProto, path: tuple[int, ...], name: str) -> None:
-            note(path, name)
-            for i, fld in enumerate(msg.field):
-                note((*path, _MESSAGE_FIELD, i), f"{name}.{fld.name}")
-            for i, oneof in enumerate(msg.oneof_decl):
-                note((*path, _MESSAGE_ONEOF, i), f"{name}.{oneof.name}")
-            for i, nested in enumerate(msg.nested_type):
-                message(nested, (*path, _MESSAGE_NESTED, i), f"{name}.{nested.name}")
-            for i, enm in enumerate(msg.enum_type):
-                enum(enm, (*path, _MESSAGE_ENUM, i), f"{name}.{enm.name}")
 
-        def enum(enm: descriptor_pb2.EnumDescriptorProto, path: tuple[int, ...], name: str) -> None:
-            note(path, name)
-            for i, value in enumerate(enm.value):
-                # Enum values live in the enclosing scope, as in C++; keep them under the enum.
-                note((*path, _ENUM_VALUE, i), f"{name}.{value.name}")
+def source_paths(
+    proto: descriptor_pb2.FileDescriptorProto,
+) -> Iterator[tuple[tuple[int, ...], str]]:
+    """(source_code_info path, full name) of every element a file declares: the file itself
+    (its `package` statement, named by the file name), messages, fields, oneofs, nested types,
+    enums and their values (under the enum, not its enclosing scope as in C++), services,
+    methods and extensions."""
+    prefix = f"{proto.package}." if proto.package else ""
 
-        note((_FILE_PACKAGE,), proto.name)
-        for i, msg in enumerate(proto.message_type):
-            message(msg, (_FILE_MESSAGE, i), prefix + msg.name)
-        for i, enm in enumerate(proto.enum_type):
-            enum(enm, (_FILE_ENUM, i), prefix + enm.name)
-        for i, svc in enumerate(proto.service):
-            note((_FILE_SERVICE, i), prefix + svc.name)
-            for j, method in enumerate(svc.method):
-                note((_FILE_SERVICE, i, _SERVICE_METHOD, j), f"{prefix}{svc.name}.{method.name}")
-        for i, ext in enumerate(proto.extension):
-            note((_FILE_EXTENSION, i), prefix + ext.name)
+    def message(
+        msg: descriptor_pb2.DescriptorProto, path: tuple[int, ...], name: str
+    ) -> Iterator[tuple[tuple[int, ...], str]]:
+        yield path, name
+        for i, fld in enumerate(msg.field):
+            yield (*path, _MESSAGE_FIELD, i), f"{name}.{fld.name}"
+        for i, oneof in enumerate(msg.oneof_decl):
+            yield (*path, _MESSAGE_ONEOF, i), f"{name}.{oneof.name}"
+        for i, nested in enumerate(msg.nested_type):
+            yield from message(nested, (*path, _MESSAGE_NESTED, i), f"{name}.{nested.name}")
+        for i, enm in enumerate(msg.enum_type):
+            yield from enum(enm, (*path, _MESSAGE_ENUM, i), f"{name}.{enm.name}")
+
+    def enum(
+        enm: descriptor_pb2.EnumDescriptorProto, path: tuple[int, ...], name: str
+    ) -> Iterator[tuple[tuple[int, ...], str]]:
+        yield path, name
+        for i, value in enumerate(enm.value):
+            yield (*path, _ENUM_VALUE, i), f"{name}.{value.name}"
+
+    yield (_FILE_PACKAGE,), proto.name
+    for i, msg in enumerate(proto.message_type):
+        yield from message(msg, (_FILE_MESSAGE, i), prefix + msg.name)
+    for i, enm in enumerate(proto.enum_type):
+        yield from enum(enm, (_FILE_ENUM, i), prefix + enm.name)
+    for i, svc in enumerate(proto.service):
+        yield (_FILE_SERVICE, i), prefix + svc.name
+        for j, method in enumerate(svc.method):
+            yield (_FILE_SERVICE, i, _SERVICE_METHOD, j), f"{prefix}{svc.name}.{method.name}"
+    for i, ext in enumerate(proto.extension):
+        yield (_FILE_EXTENSION, i), prefix + ext.name
 
 
 def _find_file(pool: descriptor_pool.DescriptorPool, name: str) -> descriptor.FileDescriptor:

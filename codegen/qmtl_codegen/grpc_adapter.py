@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 from google.protobuf.compiler import plugin_pb2
 
-from qmtl_codegen import httpmodel
+from qmtl_codegen import contracts_version, httpmodel
 from qmtl_codegen.descriptors import Schema
 from qmtl_codegen.plugin import OutputFile, header_line, run
 from qmtl_codegen.templating import render
@@ -47,6 +47,7 @@ def render_file(model: httpmodel.FileModel) -> str:
         source=model.source,
         stem=model.stem,
         contract=CONTRACT_VERSION,
+        contracts=contracts_version.current(),
         services=model.services,
         imports=imports.lines,
         ref=imports.ref,

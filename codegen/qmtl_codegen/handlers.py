@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import jinja2
 from google.protobuf.compiler import plugin_pb2
 
-from qmtl_codegen import httpmodel
+from qmtl_codegen import contracts_version, httpmodel
 from qmtl_codegen.descriptors import Schema
 from qmtl_codegen.plugin import OutputFile, header_line, run
 from qmtl_codegen.templating import environment
@@ -37,6 +37,7 @@ def render_file(model: httpmodel.FileModel) -> str:
     return template().render(
         header=header_line(KIND, model.source),
         contract=CONTRACT_VERSION,
+        contracts=contracts_version.current(),
         services=model.services,
         hidden=model.hidden,
         hidden_code=httpmodel.hidden_code,

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from google.protobuf import descriptor
 from google.protobuf.compiler import plugin_pb2
 
-from qmtl_codegen import httpmodel
+from qmtl_codegen import contracts_version, httpmodel
 from qmtl_codegen.descriptors import Schema
 from qmtl_codegen.plugin import GeneratorError, OutputFile, header_line, run
 from qmtl_codegen.templating import render
@@ -100,6 +100,7 @@ def render_file(schema: Schema, model: httpmodel.FileModel) -> str:
         TEMPLATE,
         header=header_line(KIND, model.source),
         contract_version=CONTRACT_VERSION,
+        contracts=contracts_version.current(),
         services=services,
         paged=any(call.paging is not None for _, calls in services for call in calls),
         imports=imports.lines,

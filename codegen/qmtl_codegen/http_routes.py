@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import jinja2
 from google.protobuf.compiler import plugin_pb2
 
-from qmtl_codegen import handlers, httpmodel
+from qmtl_codegen import contracts_version, handlers, httpmodel
 from qmtl_codegen.descriptors import Schema
 from qmtl_codegen.plugin import OutputFile, header_line, run
 from qmtl_codegen.templating import environment
@@ -48,6 +48,7 @@ def render_file(model: httpmodel.FileModel, template_name: str, kind: str) -> st
     return template(template_name).render(
         header=header_line(kind, model.source),
         contract=CONTRACT_VERSION,
+        contracts=contracts_version.current(),
         services=model.services,
         handler_module=f"{model.stem}_handler",
         handler_import=handler_import(model),

@@ -10,6 +10,7 @@ plus `public.openapi.json`, every area's public operations in one document. Run 
 `strategy: all`, so that one request sees every service and every type they reach.
 
     opt: [version=0.1.0]            # info.version
+    opt: [version_file=schemas/VERSION]  # info.version: the contracts version in that file
     opt: [layout=docs]              # the files above at the root of `out` (default)
     opt: [layout=package]           # qmtl/<area>/v1/openapi/<area>.<audience>.openapi.json
                                     # next to the generated messages, for importlib.resources
@@ -29,6 +30,7 @@ from typing import Any
 
 from google.protobuf.compiler import plugin_pb2
 
+from qmtl_codegen import contracts_version
 from qmtl_codegen.descriptors import Schema
 from qmtl_codegen.jsonmapping import (
     PUBLIC_SERVER,
@@ -228,7 +230,8 @@ def documents(schema: Schema, version: str, layout: str) -> Iterator[OutputFile]
 
 @dataclass(frozen=True, slots=True)
 class OpenApiOptions:
-    version: str = "0.1.0"
+    version: str = ""
+    version_file: str = ""
     layout: str = "docs"
 
 
@@ -237,7 +240,10 @@ def generate(request: plugin_pb2.CodeGeneratorRequest) -> Iterator[OutputFile]:
     layout = opts.layout or "docs"
     if layout not in LAYOUTS:
         raise GeneratorError(f"openapi: layout must be one of {', '.join(LAYOUTS)}, not {layout}")
-    yield from documents(Schema.from_request(request), opts.version or "0.1.0", layout)
+    if opts.version and opts.version_file:
+        raise GeneratorError("openapi: give version or version_file, not both")
+    version = contracts_version.current(opts.version_file) if opts.version_file else opts.version
+    yield from documents(Schema.from_request(request), version or "0.1.0", layout)
 
 
 def main() -> None:

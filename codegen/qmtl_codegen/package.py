@@ -11,6 +11,11 @@ uvicorn), `grpc` (grpcio, at least as new as grpcio-tools, which the gRPC stubs 
 The messages the runtime itself reads (qmtl.api.v1, qmtl.common.v1) ship in the runtime core,
 so they are left out here. Versions come from this environment, which constraints.txt pins, so
 the output is reproducible. `qmtl` stays a namespace package (no __init__.py).
+
+The package's version is the contracts version (`version_file`, schemas/VERSION by default),
+which is also written as data into `qmtl/common/contracts_version.py`: it ships with the
+runtime core with the rest of qmtl.common, and qmtl.runtime.contracts_version sends it on
+the wire (docs/api/VERSIONS.md).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from importlib import metadata
 
 from google.protobuf.compiler import plugin_pb2
 
+from qmtl_codegen import contracts_version
 from qmtl_codegen.plugin import OutputFile, header_line, parse_options, run
 
 # The qmtl-runtime-core releases that provide the runtime contract the generators target.
@@ -64,22 +70,38 @@ packages = ["qmtl"]
 exclude = [{runtime_owned}]
 """
 
+# Inside qmtl.common, which the runtime core ships (RUNTIME_OWNED), so the runtime knows the
+# version it speaks without depending on qmtl-contracts.
+CONTRACTS_MODULE = "qmtl/common/contracts_version.py"
+CONTRACTS_MODULE_SOURCE = """\
+# {header}
+\"\"\"The qmtl contracts version (schemas/VERSION) these modules were generated from.
+
+qmtl.runtime.contracts_version sends it in the `qmtl-contracts-version` header and checks
+peers against it (docs/api/VERSIONS.md).
+\"\"\"
+
+CONTRACTS_VERSION = "{version}"
+"""
+
 
 @dataclass(frozen=True, slots=True)
 class PackageOptions:
     name: str = "qmtl-contracts"
-    version: str = "0.1.0"
+    # The contracts version, relative to buf's working directory (the repository root).
+    version_file: str = "schemas/VERSION"
 
 
 def generate(request: plugin_pb2.CodeGeneratorRequest) -> Iterator[OutputFile]:
     options = parse_options("package", request.parameter, PackageOptions)
     protobuf = metadata.version("protobuf")
+    version = contracts_version.current(options.version_file)
     yield OutputFile(
         "pyproject.toml",
         PYPROJECT.format(
             header=header_line("package", "schemas/"),
             name=options.name,
-            version=options.version,
+            version=version,
             protobuf=protobuf,
             protobuf_next_major=int(protobuf.split(".")[0]) + 1,
             grpcio=metadata.version("grpcio-tools"),
@@ -90,6 +112,12 @@ def generate(request: plugin_pb2.CodeGeneratorRequest) -> Iterator[OutputFile]:
     )
     # PEP 561 marker: the .pyi stubs next to each module are the package's types.
     yield OutputFile("qmtl/py.typed", f"# {header_line('package', 'schemas/')}\n")
+    yield OutputFile(
+        CONTRACTS_MODULE,
+        CONTRACTS_MODULE_SOURCE.format(
+            header=header_line("package", options.version_file), version=version
+        ),
+    )
 
 
 def main() -> None:

@@ -2,10 +2,11 @@
 
 buf runs only protoc's own generators as `protoc_builtin`, and grpcio-tools ships the gRPC
 Python generator inside its protoc instead of as a `protoc-gen-grpc_python` executable. This
-plugin hands the request's descriptors to `grpc_tools.protoc` through a descriptor set, with
-the generator chosen by `lang=` (python, grpc_python, or a plugin executable such as
-protoc-gen-mypy given with `plugin=`), then prefixes each output with a header naming the
-source .proto and the generator. Other options pass through to the generator.
+plugin hands the request's descriptors to grpcio-tools' protoc, loaded in this very process
+(no second interpreter), through a descriptor set, with the generator chosen by `lang=`
+(python, grpc_python, or mypy / mypy_grpc: mypy-protobuf, also called in-process rather than
+started as protoc-gen-mypy), then prefixes each output with a header naming the source .proto
+and the generator. Other options pass through to the generator.
 
     opt: [lang=python]
     opt: [lang=grpc_python]
@@ -16,8 +17,6 @@ source .proto and the generator. Other options pass through to the generator.
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -73,13 +72,13 @@ def generate(request: plugin_pb2.CodeGeneratorRequest) -> Iterator[OutputFile]:
     if not lang:
         raise GeneratorError("protoc_bridge needs opt lang=python|grpc_python|<plugin lang>")
     passthrough = passthrough_parameter(options.passthrough)
-    extra: list[str] = []
     generator = f"grpcio-tools {metadata.version('grpcio-tools')} --{lang}_out"
     if options.plugin:
-        executable = Path(sys.executable).parent / options.plugin
-        if not executable.exists():
-            raise GeneratorError(f"protoc_bridge: plugin {executable} is not installed")
-        extra.append(f"--plugin=protoc-gen-{lang}={executable}")
+        if lang not in _IN_PROCESS_PLUGINS:
+            raise GeneratorError(
+                f"protoc_bridge: plugin {options.plugin} for lang={lang} is not supported "
+                f"(in-process plugins: {', '.join(sorted(_IN_PROCESS_PLUGINS))})"
+            )
         generator = _script_owner(options.plugin)
 
     targets = list(request.file_to_generate)
@@ -89,6 +88,21 @@ def generate(request: plugin_pb2.CodeGeneratorRequest) -> Iterator[OutputFile]:
     if not targets:
         return
 
+    if lang in _IN_PROCESS_PLUGINS:
+        outputs = _mypy_protobuf(lang, passthrough, targets, request)
+    else:
+        outputs = _protoc(lang, passthrough, targets, request)
+    for name in sorted(outputs):
+        yield OutputFile(name, stamp(name, outputs[name], generator))
+
+
+def _protoc(
+    lang: str, passthrough: str, targets: list[str], request: plugin_pb2.CodeGeneratorRequest
+) -> dict[str, str]:
+    """grpcio-tools' protoc, in this process, on the request's descriptors."""
+    # The C++ compiler as an extension module (grpcio-tools ships no type information).
+    from grpc_tools import protoc  # type: ignore[import-untyped]
+
     with tempfile.TemporaryDirectory(prefix="qmtl-bridge-") as tmp:
         work = Path(tmp)
         descriptor_set = descriptor_pb2.FileDescriptorSet(file=request.proto_file)
@@ -97,21 +111,53 @@ def generate(request: plugin_pb2.CodeGeneratorRequest) -> Iterator[OutputFile]:
         out.mkdir()
         prefix = f"{passthrough}:" if passthrough else ""
         command = [
-            sys.executable,
-            "-m",
             "grpc_tools.protoc",
             f"--descriptor_set_in={work / 'input.binpb'}",
-            *extra,
             f"--{lang}_out={prefix}{out}",
             *targets,
         ]
-        result = subprocess.run(command, capture_output=True, text=True, check=False)
-        if result.returncode != 0:
-            raise GeneratorError(f"grpc_tools.protoc --{lang}_out failed: {result.stderr.strip()}")
-        for path in sorted(out.rglob("*")):
-            if path.is_file():
-                name = path.relative_to(out).as_posix()
-                yield OutputFile(name, stamp(name, path.read_text(), generator))
+        # protoc prints its own diagnostics on this process's stderr, which buf shows.
+        if protoc.main(command) != 0:
+            raise GeneratorError(f"grpc_tools.protoc --{lang}_out failed (its message is above)")
+        return {
+            path.relative_to(out).as_posix(): path.read_text()
+            for path in out.rglob("*")
+            if path.is_file()
+        }
+
+
+def _mypy_protobuf(
+    lang: str, passthrough: str, targets: list[str], request: plugin_pb2.CodeGeneratorRequest
+) -> dict[str, str]:
+    """mypy-protobuf's generator, called as its protoc-gen-mypy(_grpc) entry point would be."""
+    from mypy_protobuf import main as mypy_protobuf  # type: ignore[import-untyped]
+
+    sub = plugin_pb2.CodeGeneratorRequest(
+        file_to_generate=targets, parameter=passthrough, proto_file=request.proto_file
+    )
+    response = plugin_pb2.CodeGeneratorResponse()
+    flags = [
+        flag in passthrough
+        for flag in (
+            "quiet",
+            "readable_stubs",
+            "relax_strict_optional_primitives",
+            "use_default_deprecation_warnings",
+            "generate_concrete_servicer_stubs",
+        )
+    ]
+    descriptors = mypy_protobuf.Descriptors(sub)
+    if lang == "mypy":
+        mypy_protobuf.generate_mypy_stubs(descriptors, response, *flags)
+    else:
+        grpc_type = mypy_protobuf.GRPCType.from_parameter(passthrough)
+        mypy_protobuf.generate_mypy_grpc_stubs(descriptors, response, *flags, grpc_type)
+    if response.error:
+        raise GeneratorError(f"mypy-protobuf --{lang}_out failed: {response.error}")
+    return {file.name: file.content for file in response.file}
+
+
+_IN_PROCESS_PLUGINS = frozenset({"mypy", "mypy_grpc"})
 
 
 def main() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from qmtl.runtime import gen
+from qmtl.runtime import contracts_version, gen
 from qmtl.runtime.gen import http_client
 from qmtl_codegen import http_client as generator
 from tests.client.wheels import ROOT
@@ -37,7 +37,7 @@ def test_the_version_check_comes_before_any_other_qmtl_import(path: Path) -> Non
 
     assert ast.unparse(body[first_qmtl]) == "from qmtl.runtime import gen as _qmtl_gen"
     assert ast.unparse(body[first_qmtl + 1]) == (
-        f"_qmtl_gen.check_version({gen.CONTRACT_VERSION}, __name__)"
+        f"_qmtl_gen.check_version({gen.CONTRACT_VERSION}, __name__, {contracts_version.SPOKEN!r})"
     )
     assert generator.CONTRACT_VERSION == gen.CONTRACT_VERSION
 

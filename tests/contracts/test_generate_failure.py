@@ -65,8 +65,8 @@ def test_failing_plugin_is_named_and_leaves_every_output_untouched(repo: Path, r
     good_template = (repo / "buf.gen.yaml").read_text()
     edit(
         repo / "buf.gen.yaml",
-        "opt: [version=0.1.0, layout=package]",
-        "opt: [version=0.1.0, layout=bogus]",
+        "generated/python qmtl_codegen.openapi version_file=schemas/VERSION layout=package",
+        "generated/python qmtl_codegen.openapi version_file=schemas/VERSION layout=bogus",
     )
 
     code, output = make_generate(repo, run)

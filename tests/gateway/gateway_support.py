@@ -19,6 +19,7 @@ from qmtl.gateway.v1 import strategy_messages_pb2
 from qmtl.gateway.v1.gateway_service_handler import GATEWAY_SERVICE
 from qmtl.runtime import nodeid
 from qmtl.runtime.auth import Principal
+from qmtl.runtime.client_retry import RetryPolicy
 from qmtl.runtime.context import Context
 from qmtl.runtime.errors import QmtlError
 from qmtl.runtime.inprocess import InProcessCaller
@@ -198,12 +199,22 @@ def make_settings(**overrides: Any) -> GatewaySettings:
     return GatewaySettings(**fields)
 
 
-async def gateway_env(**settings: Any) -> AsyncIterator[GatewayEnv]:
+async def gateway_env(
+    *, caller_retry: RetryPolicy | None = None, **settings: Any
+) -> AsyncIterator[GatewayEnv]:
+    """`caller_retry`: the DAG Manager caller's own retry of the idempotent Diff; off unless
+    given, so that a failed Diff is one failed job attempt and the queue's retries are what a
+    test sees."""
     store = MemoryStrategyStore()
     # Retries come back at once: the backoff is the queue's, tested with the queue.
     queue = InMemoryWorkQueue(QueueSettings(backoff=BackoffPolicy(base=0.001, cap=0.001)))
     fake = FakeDagManager()
-    caller = InProcessCaller(fake, DAG_MANAGER_SERVICE, principal=GATEWAY)
+    caller = InProcessCaller(
+        fake,
+        DAG_MANAGER_SERVICE,
+        principal=GATEWAY,
+        retry=caller_retry or RetryPolicy(max_attempts=1),
+    )
     resolved = make_settings(**settings)
     completions = Completions()
     env = GatewayEnv(store, queue, fake, caller, resolved, completions, handler=None)  # type: ignore[arg-type]

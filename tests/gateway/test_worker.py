@@ -8,6 +8,7 @@ import pytest
 from google.protobuf import duration_pb2
 
 from qmtl.dagmanager.v1 import diff_messages_pb2
+from qmtl.runtime.client_retry import RetryPolicy
 from qmtl.runtime.errors import ErrorCode, QmtlError
 from qmtl.work.v1 import work_state_pb2, work_type_pb2
 from tests.gateway.gateway_support import (
@@ -133,6 +134,22 @@ async def test_a_retryable_dag_manager_error_is_retried_then_completes(env: Gate
     assert item.error.code == "E_UNAVAILABLE"  # the first attempt's, kept after the success
     events = await env.state_events(response.strategy_id)
     assert transitions(events) == [(0, QUEUED), (QUEUED, PROCESSING), (PROCESSING, COMPLETED)]
+
+
+async def test_a_brief_dag_manager_outage_is_absorbed_by_the_callers_retry_of_diff() -> None:
+    # Diff is idempotency_level IDEMPOTENT: the caller retries it within the call's deadline,
+    # so one unavailable answer costs no job attempt.
+    fast = RetryPolicy(max_attempts=3, initial_backoff=0.001, max_backoff=0.001)
+    async for env in gateway_env(caller_retry=fast):
+        env.dag_manager.failures = [QmtlError.unavailable("the graph is restarting")]
+        env.worker()
+        response, _ = await env.submit(submit_request())
+        done = await env.wait_for_state(response.strategy_id, COMPLETED, FAILED)
+        assert done.state == COMPLETED
+        assert len(env.dag_manager.calls) == 2
+        item = await env.queue.get(response.work_item_id)
+        assert item is not None
+        assert item.attempts == 1
 
 
 async def test_a_non_retryable_dag_manager_error_fails_the_strategy_with_its_code(

@@ -41,6 +41,7 @@ DIFF: RpcSpec[DiffRequest, DiffResponse] = DAG_MANAGER_SERVICE.rpc("Diff")
 GET_NODE: RpcSpec[GetNodeRequest, GetNodeResponse] = DAG_MANAGER_SERVICE.rpc("GetNode")
 GET_STATUS: RpcSpec[GetStatusRequest, GetStatusResponse] = DAG_MANAGER_SERVICE.rpc("GetStatus")
 TRIGGER_GC = DAG_MANAGER_SERVICE.rpc("TriggerGc")
+REDO_DIFF = DAG_MANAGER_SERVICE.rpc("RedoDiff")
 # Upper bound on any wait in a case: a hung call fails the test instead of hanging it.
 PATIENCE = 10.0
 
@@ -113,6 +114,12 @@ class ScriptedDagManager(DagManagerServiceBase):
     async def get_node(self, request: GetNodeRequest, ctx: Context) -> GetNodeResponse:
         await self._enter("get_node", request, ctx)
         reply = GetNodeResponse(node=compute_node_pb2.ComputeNode(queue=f"q-{request.node_id}"))
+        self._reply(reply)
+        return reply
+
+    async def redo_diff(self, request: Message, ctx: Context) -> Message:
+        await self._enter("redo_diff", request, ctx)
+        reply: Message = REDO_DIFF.response()
         self._reply(reply)
         return reply
 
@@ -295,17 +302,30 @@ async def retries_stop_at_max_attempts(connect: Connect) -> None:
 
 
 async def a_non_idempotent_rpc_is_never_retried(connect: Connect) -> None:
-    assert not DIFF.idempotent  # the schema gives Diff no idempotency_level
+    assert not REDO_DIFF.idempotent  # a POST without idempotency_level
+    handler = ScriptedDagManager()
+    handler.failures["redo_diff"] = [QmtlError.unavailable("restarting")]
+    retry, sleeps = fast_retries(max_attempts=5)
+    async with connect(handler, retry=retry) as caller:
+        error = await fails(caller.call(REDO_DIFF, REDO_DIFF.request()))
+
+    assert error.code == ErrorCode.ERROR_CODE_UNAVAILABLE
+    assert error.retryable is True  # retryable, and still not retried: RedoDiff is a POST
+    assert len(handler.calls("redo_diff")) == 1
+    assert sleeps.waits == []
+
+
+async def an_idempotent_post_is_retried(connect: Connect) -> None:
+    assert DIFF.idempotent  # idempotency_level = IDEMPOTENT in the schema
     handler = ScriptedDagManager()
     handler.failures["diff"] = [QmtlError.unavailable("restarting")]
     retry, sleeps = fast_retries(max_attempts=5)
     async with connect(handler, retry=retry) as caller:
-        error = await fails(caller.call(DIFF, DiffRequest(strategy_id="s-1")))
+        reply = await caller.call(DIFF, DiffRequest(strategy_id="s-1"))
 
-    assert error.code == ErrorCode.ERROR_CODE_UNAVAILABLE
-    assert error.retryable is True  # retryable, and still not retried: Diff is a POST
-    assert len(handler.calls("diff")) == 1
-    assert sleeps.waits == []
+    assert reply.result.strategy_id == "s-1"
+    assert len(handler.calls("diff")) == 2
+    assert len(sleeps.waits) == 1
 
 
 async def caller_and_handler_never_share_a_message(connect: Connect) -> None:
@@ -372,6 +392,7 @@ CASES: list[Case] = [
     an_idempotent_rpc_is_retried_after_retryable_errors,
     retries_stop_at_max_attempts,
     a_non_idempotent_rpc_is_never_retried,
+    an_idempotent_post_is_retried,
     caller_and_handler_never_share_a_message,
     a_foreign_rpc_or_request_type_is_refused_before_sending,
     a_closed_caller_refuses_calls_without_retrying,

@@ -109,7 +109,7 @@ def test_the_adapter_covers_every_rpc_and_qualifies_a_colliding_message(
     assert adapter is not pb2.EchoServiceGrpcAdapter
     assert {"Ping", "Shout"} <= set(vars(adapter))
     source = Path(adapter_module.__file__ or "").read_text()
-    assert "_qmtl_gen.check_version(1, __name__)" in source
+    assert "_qmtl_gen.check_version(1, __name__, " in source
 
 
 async def test_a_grpc_only_rpc_is_served_with_its_access_rule(

@@ -40,6 +40,7 @@ from tests.grpc.rpc_caller_cases import (
     CASES,
     DIFF,
     GET_NODE,
+    REDO_DIFF,
     SUBJECT,
     Case,
     ScriptedDagManager,
@@ -228,7 +229,7 @@ async def test_an_unreachable_peer_is_unavailable_after_bounded_retries() -> Non
         try:
             read = await fails(caller.call(GET_NODE, GetNodeRequest(node_id="x")))
             read_sleeps = list(sleeps.waits)
-            write = await fails(caller.call(DIFF, DiffRequest(strategy_id="s-1")))
+            write = await fails(caller.call(REDO_DIFF, REDO_DIFF.request()))
         finally:
             await caller.aclose()
         elapsed = time.monotonic() - started
@@ -236,7 +237,7 @@ async def test_an_unreachable_peer_is_unavailable_after_bounded_retries() -> Non
     assert read.code == write.code == ErrorCode.ERROR_CODE_UNAVAILABLE
     assert read.retryable
     assert len(read_sleeps) == 2  # three attempts, then the error
-    assert sleeps.waits == read_sleeps  # the Diff was tried once
+    assert sleeps.waits == read_sleeps  # the RedoDiff (not idempotent) was tried once
     assert elapsed < 5.0
 
 

@@ -12,6 +12,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from google.protobuf import timestamp_pb2
 
 from qmtl.events.v1 import event_pb2, queue_events_pb2
+from qmtl.runtime import contracts_version
 from qmtl.runtime.endpoints import ServiceEndpoints
 from qmtl.runtime.eventbus import Delivery, EventBusError
 from qmtl.runtime.eventbus.kafka import KafkaEventBus
@@ -76,6 +77,7 @@ async def test_a_plain_aiokafka_consumer_decodes_every_event_with_the_generated_
             "content-type": b"application/x-protobuf",
             "qmtl-message-type": b"qmtl.events.v1.Event",
             "qmtl-event-id": decoded.id.encode(),
+            "qmtl-contracts-version": contracts_version.SPOKEN.encode(),
         }
         partition_of.setdefault(record.key, set()).add(record.partition)
     assert all(len(parts) == 1 for parts in partition_of.values())

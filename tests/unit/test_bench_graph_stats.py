@@ -66,7 +66,9 @@ def test_merge_report_keeps_other_sections_and_replaces_its_own(tmp_path: Path) 
     merge_report(path, "queue", {"ratio": 0.9})
     merge_report(path, "graph", {"old": True})
     merge_report(path, "graph", {"p50_ms": 1.5})
-    assert json.loads(path.read_text()) == {"queue": {"ratio": 0.9}, "graph": {"p50_ms": 1.5}}
+    stored = json.loads(path.read_text())
+    assert (stored["queue"], stored["graph"]) == ({"ratio": 0.9}, {"p50_ms": 1.5})
+    assert set(stored) == {"queue", "graph", "figures", "machine"}
     assert [p.name for p in path.parent.iterdir()] == ["latest.json"]  # no temp file left
 
 

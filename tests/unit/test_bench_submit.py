@@ -128,7 +128,13 @@ def test_report_ratios_and_the_cpu_goal_and_table(tmp_path: Path) -> None:
     table = run.render(figures)
     assert "ratio 1.05x (goal <= 1.1x: met)" in table
     assert "real 3.00x, memory 2.00x" in table
-    merged = merge_report(tmp_path / "latest.json", "submit-quick", figures)
+    data = run.as_figures(figures)
+    assert [(f.name, f.met()) for f in data] == [
+        ("CPU per submission, 2+2 over 1+1", True),
+        ("submit p50 through the services vs bare diff (real)", None),
+    ]
+    merged = merge_report(tmp_path / "latest.json", "submit-quick", figures, data)
+    assert merged["figures"][0]["met"] is True
     assert json.loads((tmp_path / "latest.json").read_text()) == merged
 
     runs["real_offered_2x2"] = _run(1.5, 100, 16.0, 12.0)

@@ -8,6 +8,7 @@ import pytest
 from google.protobuf import json_format
 
 from qmtl.common.v1 import match_mode_pb2
+from qmtl.dag.v1.queue_pb2 import QueueMap
 from qmtl.gateway.v1.queue_messages_pb2 import GetQueuesByTagRequest
 from qmtl.runtime.codec import (
     Encoding,
@@ -121,8 +122,20 @@ def test_encode_then_decode_is_identity(encoding: Encoding) -> None:
     assert decode(GetQueuesByTagRequest, encode(sample(), encoding), encoding) == sample()
 
 
-def test_binary_encoding_is_deterministic() -> None:
-    assert encode(sample(), P) == sample().SerializeToString(deterministic=True)
+def test_binary_is_the_plain_wire_encoding_and_maps_decode_in_any_order() -> None:
+    # The wire promises a decodable encoding, not stable bytes: map entry order is left to
+    # protobuf (stable bytes are the deterministic serialization of the callers that hash or
+    # sign them). Whatever order the entries went out in, the message comes back equal.
+    queues = QueueMap()
+    for index in range(40):
+        queues.queues[f"blake3:{index:064x}"].queue = f"topic-{index}"
+        queues.tag_queries[f"tq-{index}"].queues.add(queue=f"topic-{index}")
+
+    data = encode(queues, P)
+
+    assert data == queues.SerializeToString()
+    assert decode(QueueMap, data, P) == queues
+    assert encode(sample(), P) == sample().SerializeToString()
 
 
 @pytest.mark.parametrize(

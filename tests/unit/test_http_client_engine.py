@@ -9,6 +9,7 @@ from qmtl.common.v1 import match_mode_pb2
 from qmtl.common.v1.error_pb2 import ErrorDetail
 from qmtl.dagmanager.v1.node_messages_pb2 import GetNodeRequest, ListNodesRequest
 from qmtl.gateway.v1.strategy_messages_pb2 import GetStrategyResponse
+from qmtl.runtime import contracts_version
 from qmtl.runtime.codec import Encoding
 from qmtl.runtime.errors import QmtlError
 from qmtl.runtime.http.client import Operation, Var, build_path, finish, prepare, query_pairs
@@ -56,7 +57,11 @@ def test_prepared_request_names_its_encoding_and_bearer() -> None:
     prepared = prepare(GET_STRATEGY, GetNodeRequest(node_id="n"), Encoding.JSON, lambda: "tok")
 
     assert prepared.path == "/v1/x/n"
-    assert prepared.headers == {"Accept": "application/json", "Authorization": "Bearer tok"}
+    assert prepared.headers == {
+        "Accept": "application/json",
+        "Authorization": "Bearer tok",
+        "qmtl-contracts-version": contracts_version.SPOKEN,
+    }
     assert prepared.content is None
 
 

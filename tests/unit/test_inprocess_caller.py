@@ -28,6 +28,7 @@ from tests.grpc.rpc_caller_cases import (
     CASES,
     DIFF,
     GET_NODE,
+    REDO_DIFF,
     SUBJECT,
     Case,
     ScriptedDagManager,
@@ -81,7 +82,7 @@ async def test_the_request_mutated_after_the_call_leaves_the_handlers_copy_alone
 
 
 class Tagging:
-    """An interceptor that records each call it sees and can refuse Diff."""
+    """An interceptor that records each call it sees and can refuse RedoDiff."""
 
     def __init__(self, refuse: bool = False) -> None:
         self.seen: list[str] = []
@@ -89,7 +90,7 @@ class Tagging:
 
     async def __call__(self, request: Message, ctx: Context, call_next: Next) -> Message:
         self.seen.append(ctx.rpc.name)
-        if self.refuse and ctx.rpc is DIFF:
+        if self.refuse and ctx.rpc is REDO_DIFF:
             raise QmtlError.unavailable("maintenance", retry_after=1)
         return await call_next(request, ctx)
 
@@ -104,13 +105,13 @@ async def test_interceptors_run_around_the_handler_as_on_the_transports() -> Non
         interceptors=[tagging],
     )
     node = await caller.call(GET_NODE, GetNodeRequest(node_id="x"))
-    error = await fails(caller.call(DIFF, DiffRequest(strategy_id="s-1")))
+    error = await fails(caller.call(REDO_DIFF, REDO_DIFF.request()))
 
     assert node.node.queue == "q-x"
-    assert tagging.seen == ["GetNode", "Diff"]
+    assert tagging.seen == ["GetNode", "RedoDiff"]
     assert error.code == ErrorCode.ERROR_CODE_UNAVAILABLE
     assert error.retry_after == 1
-    assert handler.calls("diff") == []
+    assert handler.calls("redo_diff") == []
 
 
 async def test_a_refused_call_never_reaches_the_interceptors() -> None:

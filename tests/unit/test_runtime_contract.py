@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from qmtl.runtime import gen
+from qmtl.runtime import contracts_version, gen
 from qmtl.runtime.context import Context
 from qmtl.runtime.errors import ErrorCode, QmtlError, unimplemented
 
@@ -18,6 +18,7 @@ RUNTIME_MODULES = {
     "qmtl.runtime.gen.http_server",
     "qmtl.runtime.gen.http_client",
     "qmtl.runtime.gen.grpc_server",
+    "qmtl.runtime.gen.json_codec",
 }
 
 
@@ -74,7 +75,7 @@ def test_set_status_outside_2xx_is_an_internal_error() -> None:
 
 # The generated modules written against the contract so far: the handler, HTTP router and
 # gRPC adapter modules; the typed clients (`_client.py`) join as they move onto qmtl.runtime.gen.
-CHECKED_SUFFIXES = ("_handler.py", "_http.py", "_grpc.py", "_client.py")
+CHECKED_SUFFIXES = ("_handler.py", "_http.py", "_grpc.py", "_client.py", "_json.py")
 
 
 def _generated_runtime_modules() -> list[Path]:
@@ -110,7 +111,9 @@ def test_generated_modules_use_only_the_contract(path: Path) -> None:
     # The first statement after the docstring and the imports above it checks the version.
     calls = [n for n in tree.body if isinstance(n, ast.Expr) and isinstance(n.value, ast.Call)]
     assert calls, f"{path.name} has no check_version call"
-    assert ast.unparse(calls[0]) == f"_qmtl_gen.check_version({gen.CONTRACT_VERSION}, __name__)"
+    assert ast.unparse(calls[0]) == (
+        f"_qmtl_gen.check_version({gen.CONTRACT_VERSION}, __name__, {contracts_version.SPOKEN!r})"
+    )
     first_import = next(
         i
         for i, n in enumerate(tree.body)

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 from google.protobuf import json_format, message
 
-from qmtl.runtime import json_shape, wellknown_range
+from qmtl.runtime import json_codec, json_shape, wellknown_range
 from qmtl.runtime.errors import ErrorCode, QmtlError
 
 M = TypeVar("M", bound=message.Message)
@@ -156,16 +156,28 @@ def body_encoding(content_type: str | None) -> Encoding:
     return chosen
 
 
-def encode(msg: message.Message, encoding: Encoding, *, emit_defaults: bool = False) -> bytes:
-    """`msg` in `encoding`: deterministic binary, or compact proto3 JSON in UTF-8.
+# A module global: reading a member off the Enum class costs several times a global read, and
+# encode runs for every body.
+_PROTOBUF = Encoding.PROTOBUF
 
-    JSON leaves out fields holding their default value (0, "", false, empty lists and maps,
-    the first enum value), as the proto3 JSON mapping allows; `emit_defaults` writes them too,
-    for clients that want every field present. Fields with explicit presence (messages,
-    `optional`, oneof members) appear only when set either way; binary is never affected.
+
+def encode(msg: message.Message, encoding: Encoding, *, emit_defaults: bool = False) -> bytes:
+    """`msg` in `encoding`: binary, or compact proto3 JSON in UTF-8.
+
+    Binary is the plain wire encoding, whose map entry order protobuf leaves unspecified (a
+    decoder reads any order); bytes that must be stable (goldens, hashes, signatures: callback
+    bodies, idempotency fingerprints, tokens) come from `SerializeToString(deterministic=True)`
+    at those callers, never from here. JSON leaves out fields holding their default value
+    (0, "", false, empty lists and maps, the first enum value), as the proto3 JSON mapping
+    allows; `emit_defaults` writes them too, for clients that want every field present.
+    Fields with explicit presence (messages, `optional`, oneof members) appear only when set
+    either way; binary is never affected.
     """
-    if encoding is Encoding.PROTOBUF:
-        return msg.SerializeToString(deterministic=True)
+    if encoding is _PROTOBUF:
+        return msg.SerializeToString()
+    generated = json_codec.lookup(msg.DESCRIPTOR)
+    if generated is not None:
+        return json_codec.encode(generated, msg, emit_defaults=emit_defaults)
     mapped = json_format.MessageToDict(msg, always_print_fields_with_no_presence=emit_defaults)
     return json.dumps(mapped, separators=(",", ":"), ensure_ascii=False).encode()
 
@@ -182,6 +194,13 @@ def decode(cls: type[M], data: bytes, encoding: Encoding, *, ignore_unknown: boo
         if encoding is Encoding.PROTOBUF:
             msg.ParseFromString(data)
         else:
+            # The generated codec's fast path reads only values the mapping can write back;
+            # anything else goes, as the same bytes, to the reference parser.
+            generated = json_codec.lookup(cls.DESCRIPTOR)
+            if generated is not None and json_codec.try_decode(
+                generated, data, msg, ignore_unknown
+            ):
+                return msg
             _parse_json(data, msg, ignore_unknown)
     except (message.DecodeError, json_format.ParseError, UnicodeDecodeError, RecursionError) as exc:
         raise _malformed(cls, encoding, str(exc)) from None

@@ -158,7 +158,7 @@ class ServeConfig:
         resolve_max_body_bytes(self.max_body_bytes)
 
 
-class _Listener(uvicorn.Server):
+class Listener(uvicorn.Server):
     """A uvicorn Server that leaves signals to serve() and tells it when it accepts."""
 
     def __init__(self, config: uvicorn.Config) -> None:
@@ -290,7 +290,9 @@ def metrics_route(endpoint: MetricsEndpoint) -> BaseRoute:
     return Route(METRICS_PATH, scrape, methods=["GET"], name="metrics")
 
 
-def _bind(name: str, host: str, port: int) -> socket.socket:
+def bind_listener(name: str, host: str, port: int) -> socket.socket:
+    """A listening socket for the listener `name`, or ServeError naming it, host and port
+    (a port in use, an address not on this machine) instead of an OSError traceback."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
@@ -423,7 +425,7 @@ class Served:
     def _health_routes(self, *, public: bool) -> list[BaseRoute]:
         return [] if self.health is None else health_routes(self.health, public=public)
 
-    def _listener(self, app: http_server.QmtlApp, default: codec.Encoding) -> _Listener:
+    def _listener(self, app: http_server.QmtlApp, default: codec.Encoding) -> Listener:
         config = uvicorn.Config(
             _CutOff(app, default, self.config.grace_seconds, self._stop.is_set),
             lifespan="off",  # the handler's resources are the caller's, around serve()
@@ -432,7 +434,7 @@ class Served:
             timeout_graceful_shutdown=math.ceil(self.config.grace_seconds),
             server_header=False,
         )
-        return _Listener(config)
+        return Listener(config)
 
     def _grpc_server(self) -> grpc.aio.Server | None:
         cfg, svc = self.config, self.service
@@ -476,7 +478,7 @@ class Served:
     async def _run(self) -> None:
         cfg = self.config
         public_app, internal_app = self._apps()
-        sockets: list[tuple[str, socket.socket, _Listener]] = []
+        sockets: list[tuple[str, socket.socket, Listener]] = []
         try:
             for name, app, host, port, default in (
                 ("public", public_app, cfg.public_host, cfg.public_port, codec.Encoding.JSON),
@@ -489,7 +491,7 @@ class Served:
                 ),
             ):
                 if app is not None and port is not None:
-                    sock = _bind(name, host, port)
+                    sock = bind_listener(name, host, port)
                     self._ports[name] = _port_of(sock)
                     sockets.append((name, sock, self._listener(app, default)))
             grpc_server = self._grpc_server()
@@ -511,7 +513,7 @@ class Served:
                 await self._shut_down(listeners, tasks, grpc_server)
 
     async def _until_stopped(
-        self, listeners: list[_Listener], tasks: list[asyncio.Task[None]]
+        self, listeners: list[Listener], tasks: list[asyncio.Task[None]]
     ) -> None:
         stop = asyncio.ensure_future(self._stop.wait())
         try:
@@ -542,7 +544,7 @@ class Served:
 
     async def _shut_down(
         self,
-        listeners: list[_Listener],
+        listeners: list[Listener],
         tasks: list[asyncio.Task[None]],
         grpc_server: grpc.aio.Server | None,
     ) -> None:

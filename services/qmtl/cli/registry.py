@@ -30,6 +30,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "qmtl.cli.gateway",
     "qmtl.cli.alerts",
     "qmtl.cli.demo",
+    "qmtl.cli.run",
 )
 
 

@@ -25,6 +25,7 @@ import httpx
 from google.protobuf.message import DecodeError
 
 from qmtl.events.v1 import alert_events_pb2, event_pb2
+from qmtl.runtime import contracts_version
 from qmtl.runtime.alerts.model import CALLBACK_DEAD_LETTERED, runbook_anchor
 from qmtl.runtime.eventbus import EventBus, EventBusError, topic_for_event_type
 from qmtl.runtime.workqueue import EnqueueResult, JobFailedError, WorkQueue
@@ -203,6 +204,8 @@ class CallbackDeliverer:
                 HEADER_EVENT_ID: delivery.event.id,
                 HEADER_EVENT_TYPE: delivery.event.type,
                 HEADER_ATTEMPT: str(job.item.attempts),
+                # Lets the receiver tell an Event of contracts it cannot read (another major).
+                contracts_version.HEADER: contracts_version.SPOKEN,
             }
         )
         target = _describe(delivery.url)

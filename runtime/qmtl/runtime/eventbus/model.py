@@ -3,8 +3,10 @@
 The wire is plain protobuf so that a consumer knowing nothing of QMTL can read it with the
 generated classes: value = `Event.SerializeToString()`, key = `Event.subject` (UTF-8; one
 subject lands on one partition and stays ordered), headers `content-type`,
-`qmtl-message-type` (the message's full name) and `qmtl-event-id`. A record that does not
-decode to an Event with an id and a type is dead-lettered with the reason (see `decode`).
+`qmtl-message-type` (the message's full name), `qmtl-event-id` and `qmtl-contracts-version`
+(the contracts version of the producer, qmtl.runtime.contracts_version). A record that does not
+decode to an Event with an id and a type, or whose contracts version names a major this runtime
+does not serve, is dead-lettered with the reason (see `decode`), never handed to a handler.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 from google.protobuf.message import DecodeError
 
 from qmtl.events.v1 import event_pb2
+from qmtl.runtime import contracts_version
 
 from .errors import EventBusError, InvalidEventError
 from .topics import is_dead_letter_topic
@@ -25,6 +28,9 @@ MESSAGE_TYPE = event_pb2.Event.DESCRIPTOR.full_name  # "qmtl.events.v1.Event"
 HEADER_CONTENT_TYPE = "content-type"
 HEADER_MESSAGE_TYPE = "qmtl-message-type"
 HEADER_EVENT_ID = "qmtl-event-id"
+HEADER_CONTRACTS_VERSION = contracts_version.HEADER
+# Every record the buses write carries it, as every HTTP request and gRPC call does.
+CONTRACTS_VERSION_HEADER = (HEADER_CONTRACTS_VERSION, contracts_version.SPOKEN_BYTES)
 
 # Headers a dead letter carries besides the original record's own.
 HEADER_DLQ_REASON = "qmtl-dlq-reason"
@@ -81,6 +87,7 @@ def encode(event: event_pb2.Event) -> WireRecord:
             (HEADER_CONTENT_TYPE, CONTENT_TYPE.encode()),
             (HEADER_MESSAGE_TYPE, MESSAGE_TYPE.encode()),
             (HEADER_EVENT_ID, event.id.encode()),
+            CONTRACTS_VERSION_HEADER,
         ),
     )
 
@@ -89,8 +96,15 @@ def check_wire_headers(
     value: bytes | None, headers: Sequence[tuple[str, bytes]], message_type: str
 ) -> None:
     """UndecodableRecord unless the record has a value and its headers, when present, name
-    protobuf and `message_type`."""
+    protobuf and `message_type` and a contracts version this runtime serves."""
     found = {name.lower(): raw for name, raw in headers}
+    version = found.get(HEADER_CONTRACTS_VERSION)
+    if version is not None:
+        # First: a producer of another major may have changed any of the rest.
+        refused = contracts_version.check_peer(version.decode("latin-1"))
+        if refused is not None:
+            contracts_version.REFUSALS.labels("kafka").inc()
+            raise UndecodableRecord(refused.message)
     content_type = found.get(HEADER_CONTENT_TYPE)
     if content_type is not None and content_type.split(b";")[0].strip() != CONTENT_TYPE.encode():
         raise UndecodableRecord(f"content-type is {content_type!r}, not {CONTENT_TYPE}")

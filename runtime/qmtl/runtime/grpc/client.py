@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import grpc
 from google.protobuf import message
 
-from qmtl.runtime import metrics
+from qmtl.runtime import contracts_version, metrics
 from qmtl.runtime.client_retry import RetryPolicy
 from qmtl.runtime.errors import QmtlError
 from qmtl.runtime.grpc.errors import error_from_rpc_error
@@ -58,6 +58,12 @@ INITIAL_RECONNECT_BACKOFF_MS = 100
 MAX_RECONNECT_BACKOFF_MS = 5_000
 
 
+# Every call names the contracts version this process speaks (qmtl.runtime.contracts_version).
+_VERSION_METADATA: tuple[tuple[str, str], ...] = (
+    (contracts_version.HEADER, contracts_version.SPOKEN),
+)
+
+
 def _method_path(service: ServiceSpec, rpc: RpcSpec[Any, Any]) -> str:
     return f"/{service.full_name}/{rpc.name}"
 
@@ -66,7 +72,8 @@ class GrpcCaller:
     """RpcCaller over grpc.aio to `target` ("host:port"), for the rpcs of `service`.
 
     `token` is a bearer service token, or a callable giving a fresh one per attempt (tokens
-    expire), sent as `authorization` metadata; None sends none. `default_timeout` (seconds)
+    expire), sent as `authorization` metadata; None sends none. Every call carries the
+    `qmtl-contracts-version` metadata. `default_timeout` (seconds)
     bounds a call that gives no `timeout`, retries included: no call is unbounded. `retry`
     (default RetryPolicy()) applies to idempotent rpcs only. The channel is insecure (the
     internal network, docs/api/GRPC.md); its message size limit in both directions is the
@@ -140,7 +147,11 @@ class GrpcCaller:
             if remaining <= 0:
                 raise QmtlError.timeout(f"{rpc.full_name}: the call's deadline passed")
             authorization = bearer(self._token)
-            metadata = () if authorization is None else (("authorization", authorization),)
+            metadata = (
+                _VERSION_METADATA
+                if authorization is None
+                else (*_VERSION_METADATA, ("authorization", authorization))
+            )
             try:
                 reply: Resp = await method(request, timeout=remaining, metadata=metadata)
             except grpc.aio.AioRpcError as exc:

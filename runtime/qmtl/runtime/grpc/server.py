@@ -6,7 +6,9 @@ the invocation metadata and the call's deadline, and the handler is called throu
 interceptors. gRPC decoded the request already and encodes the reply. A QmtlError is answered
 with its catalogue gRPC status, its message as the status message and its ErrorDetail in the
 `qmtl-error-detail-bin` trailer; anything else is logged and answered as INTERNAL with an
-E_INTERNAL detail, never a traceback.
+E_INTERNAL detail, never a traceback. Like an HTTP route, a call whose `qmtl-contracts-version`
+metadata names another major is refused first (E_CONTRACT_VERSION, FAILED_PRECONDITION), and
+every answer's trailing metadata carries this server's version (qmtl.runtime.contracts_version).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any, TypeAlias, TypeVar, cast
 import grpc
 from google.protobuf import message
 
-from qmtl.runtime import error_mapping, pipeline
+from qmtl.runtime import contracts_version, error_mapping, pipeline
 from qmtl.runtime.auth import TokenVerifier
 from qmtl.runtime.context import Context
 from qmtl.runtime.grpc.errors import metadata_pairs, status_code
@@ -29,6 +31,9 @@ Resp = TypeVar("Resp", bound=message.Message)
 
 ServicerContext: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 UnaryMethod: TypeAlias = Callable[[Req, ServicerContext], Awaitable[Resp]]
+
+# Every answer's trailing metadata names the contracts version this server speaks.
+_VERSION_TRAILER = ((contracts_version.HEADER, contracts_version.SPOKEN),)
 
 # A time_remaining() above this is no deadline: gRPC reports an unset one as about 2**63 ns.
 _NO_DEADLINE_ABOVE = 10 * 365 * 24 * 3600.0
@@ -67,6 +72,8 @@ def unary(
     async def method(request: Req, context: ServicerContext) -> Resp:
         try:
             headers = metadata_headers(context.invocation_metadata())
+            # Before authentication, as on HTTP (http/endpoint.py): one rule, contracts_version.
+            contracts_version.admit(headers.get(contracts_version.HEADER), "grpc")
             principal = await pipeline.authenticate(rpc, headers.get("authorization"), verifier)
             ctx = Context(rpc, "grpc", principal, headers, deadline(context))
             reply = await call(request, ctx)
@@ -76,8 +83,10 @@ def unary(
             # The abort below raises grpc's own exception, outside this handler on purpose.
             err = error_mapping.as_qmtl_error(exc)
         else:
+            context.set_trailing_metadata(_VERSION_TRAILER)
             return cast(Resp, reply)
-        await context.abort(status_code(err), err.message, error_mapping.to_grpc_trailers(err))
+        trailers = error_mapping.to_grpc_trailers(err) + _VERSION_TRAILER
+        await context.abort(status_code(err), err.message, trailers)
 
     method.__qualname__ = method.__name__ = f"serve_{rpc.method}"
     return method

@@ -25,7 +25,7 @@ import httpx
 from google.protobuf import json_format, message
 
 from qmtl.common.v1 import error_pb2
-from qmtl.runtime import codec
+from qmtl.runtime import codec, contracts_version
 from qmtl.runtime.client_paging import Paging, aiter_items, iter_items
 from qmtl.runtime.client_retry import RetryPolicy
 from qmtl.runtime.errors import ErrorCode, QmtlError, error_info, known_codes
@@ -158,7 +158,8 @@ def prepare(
 ) -> _Prepared:
     """The request as sent (without the deadline header, which each attempt sets)."""
     path, bound = build_path(operation.path, request)
-    headers = {"Accept": encoding.media_type}
+    # The contracts version lets a server of another major refuse the call (412) up front.
+    headers = {"Accept": encoding.media_type, contracts_version.HEADER: contracts_version.SPOKEN}
     bearer = _bearer(token)
     if bearer is not None:
         headers["Authorization"] = f"Bearer {bearer}"

@@ -18,14 +18,16 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Message as AsgiMessage
 
-from qmtl.runtime import auth, codec, pipeline
+from qmtl.runtime import auth, codec, contracts_version, pipeline
 from qmtl.runtime.context import Context
 from qmtl.runtime.errors import ErrorCode, QmtlError
 from qmtl.runtime.http.server import (
     BODY_NONE,
+    MEDIA_TYPES,
+    VERSION_HEADER,
     Binding,
-    MessageResponse,
     error_response,
     request_headers,
 )
@@ -121,23 +123,23 @@ async def read_body(receive: Receive) -> bytes:
 
 _NO_PATH_PARAMS: Mapping[str, Any] = {}
 
+# Module globals for the per-request branches: reading a member off the Enum class, or hashing
+# one (Enum.__hash__ is Python code), costs several times a global read.
+_JSON = codec.Encoding.JSON
+_JSON_TYPE, _PROTOBUF_TYPE = MEDIA_TYPES[codec.Encoding.JSON], MEDIA_TYPES[codec.Encoding.PROTOBUF]
 
-class _Endpoint:
-    """A route's raw ASGI app.
 
-    Handed to Starlette's Route as an ASGI app rather than a request/response function, so no
-    Request object or per-request exception-handler wrapper is built: the endpoint answers
-    every exception itself.
+def _asgi_app(serve: ASGIApp) -> ASGIApp:
+    """`serve` as an object Starlette's Route takes for a raw ASGI app.
+
+    Route treats a plain function as a request/response endpoint (a Request built and an
+    exception wrapper per request); the endpoint answers every exception itself and needs
+    neither. A class of its own whose `__call__` is `serve` itself, rather than an object
+    forwarding to it, saves a coroutine frame per request.
     """
-
-    __slots__ = ("serve",)
-
-    def __init__(self, serve: Any) -> None:
-        self.serve = serve
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = await self.serve(scope, receive)
-        await response(scope, receive, send)
+    app_type = type("GeneratedEndpoint", (), {"__slots__": (), "__call__": staticmethod(serve)})
+    app: ASGIApp = app_type()
+    return app
 
 
 def endpoint(route: HttpRoute, call: pipeline.Bound, verifier: auth.TokenVerifier) -> ASGIApp:
@@ -150,9 +152,12 @@ def endpoint(route: HttpRoute, call: pipeline.Bound, verifier: auth.TokenVerifie
     has_body = binding.body != BODY_NONE
     plain, bounded = call
 
-    async def serve(scope: Scope, receive: Receive) -> Response:
+    async def serve(scope: Scope, receive: Receive, send: Send) -> None:
         headers = request_headers(scope)
         try:
+            if headers.contracts is not None:
+                # First: a peer of another major may not even authenticate the same way.
+                contracts_version.admit(headers.contracts, "http")
             principal = await auth.authenticate(
                 headers.authorization, verifier, scopes, allow_anonymous=anonymous
             )
@@ -174,26 +179,51 @@ def endpoint(route: HttpRoute, call: pipeline.Bound, verifier: auth.TokenVerifie
             reply = await (plain if expires is None else bounded)(message, ctx)
             if hidden is not None:
                 reply = public_message(reply, hidden)
-            if encoding is codec.Encoding.JSON:
+            if encoding is _JSON:
                 # Per app (serve's json_emit_defaults); protobuf replies never look it up.
                 emit = getattr(scope.get("app"), "json_emit_defaults", False)
                 body = codec.encode(reply, encoding, emit_defaults=emit)
+                content_type = _JSON_TYPE
             else:
                 body = codec.encode(reply, encoding)
+                content_type = _PROTOBUF_TYPE
             if ctx.status == 200 and not ctx.response_headers:
-                return MessageResponse(body, encoding)
-            return Response(
-                body,
-                status_code=ctx.status,
-                headers=ctx.response_headers,
-                media_type=encoding.media_type,
-            )
+                # The usual answer, sent as the two ASGI messages a Response would send
+                # without building one (its constructor inspects content and headers).
+                start: AsgiMessage = {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [
+                        (b"content-length", str(len(body)).encode("latin-1")),
+                        (b"content-type", content_type),
+                        VERSION_HEADER,
+                    ],
+                }
+            else:
+                response = Response(
+                    body,
+                    status_code=ctx.status,
+                    headers=ctx.response_headers,
+                    media_type=encoding.media_type,
+                )
+                response.raw_headers.append(VERSION_HEADER)
+                start = {
+                    "type": "http.response.start",
+                    "status": ctx.status,
+                    "headers": response.raw_headers,
+                }
         except Exception as exc:
-            return error_response(
+            answer = error_response(
                 exc, headers.accept, authorization=headers.authorization, default=default
             )
+            await answer(scope, receive, send)
+            return
+        # Outside the try: an error while sending is the server's to handle, as it would be
+        # from a Response; answering it with an error body after the start went out cannot work.
+        await send(start)
+        await send({"type": "http.response.body", "body": body})
 
-    return _Endpoint(serve)
+    return _asgi_app(serve)
 
 
 def routes(

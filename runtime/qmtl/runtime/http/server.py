@@ -29,7 +29,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Route
 from starlette.types import Receive, Scope, Send
 
-from qmtl.runtime import codec, error_mapping
+from qmtl.runtime import codec, contracts_version, error_mapping
 from qmtl.runtime.errors import ErrorCode, QmtlError, known_codes
 from qmtl.runtime.http.declared_enums import check_declared
 from qmtl.runtime.http.docs_page import docs_routes
@@ -40,11 +40,12 @@ from qmtl.runtime.http.limits import (
     resolve_max_body_bytes,
 )
 from qmtl.runtime.http.params import (
+    Check,
     Param,
     QueryParams,
     Required,
-    check_required,
     parse_path_into,
+    required_check,
 )
 from qmtl.runtime.http.path_body import refuse_path_fields
 from qmtl.runtime.http.segments import encoded_slash_error
@@ -60,9 +61,16 @@ class RequestHeaders(NamedTuple):
     authorization: str | None
     content_type: str | None
     timeout: str | None  # qmtl-timeout-ms: the caller's deadline
+    contracts: str | None  # qmtl-contracts-version: the caller's (contracts_version.py)
 
 
-_WANTED = {b"accept": 0, b"authorization": 1, b"content-type": 2, b"qmtl-timeout-ms": 3}
+_WANTED = {
+    b"accept": 0,
+    b"authorization": 1,
+    b"content-type": 2,
+    b"qmtl-timeout-ms": 3,
+    contracts_version.HEADER_BYTES: 4,
+}
 
 
 def request_headers(scope: Scope) -> RequestHeaders:
@@ -70,12 +78,12 @@ def request_headers(scope: Scope) -> RequestHeaders:
 
     ASGI servers lower-case header names; a repeated header keeps its first value.
     """
-    found: list[str | None] = [None, None, None, None]
+    found: list[str | None] = [None, None, None, None, None]
     for name, value in scope["headers"]:
         index = _WANTED.get(name)
         if index is not None and found[index] is None:
             found[index] = value.decode("latin-1")
-    return RequestHeaders(found[0], found[1], found[2], found[3])
+    return RequestHeaders._make(found)  # tuple.__new__ itself: no Python-level __new__ call
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +101,10 @@ class Binding(Generic[M]):
     query: QueryParams = field(default_factory=lambda: QueryParams(()))
     body: str = BODY_NONE
     required: Sequence[Required] = ()
+    check_required: Check = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "check_required", required_check(self.request, self.required))
 
     def from_parameters(self, path_params: Mapping[str, Any], query_string: bytes) -> M:
         """The request of a route without a body (GET): path, then query parameters."""
@@ -101,7 +113,7 @@ class Binding(Generic[M]):
             parse_path_into(msg, self.path, path_params, body=False)
         self.query.parse_into(msg, query_string)
         if self.required:
-            check_required(msg, self.required)
+            self.check_required(msg)
         return msg
 
     def from_body(
@@ -132,29 +144,16 @@ class Binding(Generic[M]):
             parse_path_into(msg, self.path, path_params, body=False)
         self.query.parse_into(msg, query_string)
         if self.required:
-            check_required(msg, self.required)
+            self.check_required(msg)
         return msg
 
 
-_MEDIA_TYPES = {encoding: encoding.media_type.encode("latin-1") for encoding in codec.Encoding}
+# The Content-Type value of each encoding, as the raw header bytes a response carries.
+MEDIA_TYPES = {encoding: encoding.media_type.encode("latin-1") for encoding in codec.Encoding}
 
 
-class MessageResponse(Response):
-    """A 200 carrying an encoded message; its two headers are built directly.
-
-    Response's general constructor inspects the content and the header mapping it is given,
-    which on the hottest path of every route is work with a known outcome.
-    """
-
-    def __init__(self, body: bytes, encoding: codec.Encoding) -> None:
-        self.status_code = 200
-        self.media_type = encoding.media_type
-        self.background = None
-        self.body = body
-        self.raw_headers = [
-            (b"content-length", str(len(body)).encode("latin-1")),
-            (b"content-type", _MEDIA_TYPES[encoding]),
-        ]
+# Every answer of a generated route or of the app names the contracts version it speaks.
+VERSION_HEADER = (contracts_version.HEADER_BYTES, contracts_version.SPOKEN_BYTES)
 
 
 def error_response(
@@ -174,6 +173,7 @@ def error_response(
     answer = error_mapping.to_http(
         exc, accept, authorization=authorization, headers=headers, default=default
     )
+    answer.headers[contracts_version.HEADER] = contracts_version.SPOKEN
     return Response(
         answer.body,
         status_code=answer.status,

@@ -3,8 +3,9 @@
 value = `Record.SerializeToString()`; key = `records.message_key` (`{partition_key}:
 {input_window_hash}`), partitioned by `records.partition_key` (so every record of one node,
 interval and bucket lands on one partition, whatever its window); headers `content-type`,
-`qmtl-message-type` = `qmtl.data.v1.Record`. A record that does not decode to a Record with a
-node id is dead-lettered with the reason. domain.md §2.6, docs/operations/data-plane.md.
+`qmtl-message-type` = `qmtl.data.v1.Record` and `qmtl-contracts-version`. A record that does not
+decode to a Record with a node id, or of a contracts major this runtime does not serve, is
+dead-lettered with the reason. domain.md §2.6, docs/operations/data-plane.md.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from qmtl.data.v1 import record_pb2
 from qmtl.runtime.eventbus.errors import InvalidEventError
 from qmtl.runtime.eventbus.model import (
     CONTENT_TYPE,
+    CONTRACTS_VERSION_HEADER,
     HEADER_CONTENT_TYPE,
     HEADER_MESSAGE_TYPE,
     UndecodableRecord,
@@ -68,6 +70,7 @@ class RecordCodec:
             headers=(
                 (HEADER_CONTENT_TYPE, CONTENT_TYPE.encode()),
                 (HEADER_MESSAGE_TYPE, RECORD_TYPE.encode()),
+                CONTRACTS_VERSION_HEADER,
             ),
             partition_key=partition_key(message).encode(),
         )

@@ -37,9 +37,11 @@ from .job_record import (
 from .model import (
     ALL_DEAD,
     Clock,
+    CompletedAndLeased,
     CompleteOutcome,
     Completion,
     EnqueueResult,
+    FailedAndLeased,
     JitterSource,
     Lease,
     QueueSettings,
@@ -312,6 +314,36 @@ class InMemoryWorkQueue:
         job.finished_ms = now
         self._dead[job_id] = now
         return DEAD
+
+    async def complete_and_lease(
+        self, job_id: str, lease_token: str, result: bytes, worker_id: str, lease_ttl: float
+    ) -> CompletedAndLeased:
+        # No await between the two steps, so no other caller runs in between: atomic here.
+        check_lease_request(worker_id, lease_ttl, 1)
+        (outcome,) = await self.complete_many([Completion(job_id, lease_token, result)])
+        return CompletedAndLeased(outcome, await self.lease(worker_id, lease_ttl))
+
+    async def fail_and_lease(
+        self,
+        job_id: str,
+        lease_token: str,
+        error: error_pb2.ErrorDetail,
+        retryable: bool,
+        worker_id: str,
+        lease_ttl: float,
+    ) -> FailedAndLeased:
+        check_lease_request(worker_id, lease_ttl, 1)
+        try:
+            state = await self.fail(job_id, lease_token, error, retryable)
+        except LeaseLostError:
+            return FailedAndLeased(
+                None, CompleteOutcome.LEASE_LOST, await self.lease(worker_id, lease_ttl)
+            )
+        except JobNotFoundError:
+            return FailedAndLeased(
+                None, CompleteOutcome.NOT_FOUND, await self.lease(worker_id, lease_ttl)
+            )
+        return FailedAndLeased(state, None, await self.lease(worker_id, lease_ttl))
 
     async def release(self, job_id: str, lease_token: str) -> None:
         job = self._job(job_id)

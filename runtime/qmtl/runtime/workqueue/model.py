@@ -12,7 +12,7 @@ import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from qmtl.work.v1 import work_item_pb2
+from qmtl.work.v1 import work_item_pb2, work_state_pb2
 
 from .errors import InvalidJobError
 from .validation import (
@@ -145,6 +145,25 @@ class Completion:
     job_id: str
     token: str
     result: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class CompletedAndLeased:
+    """What complete_and_lease did: the job in hand's outcome, then the next lease (or None)."""
+
+    outcome: CompleteOutcome
+    next_lease: Lease | None
+
+
+@dataclass(frozen=True, slots=True)
+class FailedAndLeased:
+    """What fail_and_lease did: the state fail() would return (DELAYED or DEAD), or None with
+    `outcome` LEASE_LOST / NOT_FOUND when the job was not this lease's to fail; then the next
+    lease (or None)."""
+
+    state: work_state_pb2.WorkState.ValueType | None
+    outcome: CompleteOutcome | None
+    next_lease: Lease | None
 
 
 @dataclass(frozen=True, slots=True)

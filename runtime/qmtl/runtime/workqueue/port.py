@@ -23,9 +23,11 @@ from qmtl.common.v1 import error_pb2
 from qmtl.work.v1 import work_item_pb2, work_state_pb2
 
 from .model import (
+    CompletedAndLeased,
     CompleteOutcome,
     Completion,
     EnqueueResult,
+    FailedAndLeased,
     Lease,
     QueueStats,
     Reaped,
@@ -78,6 +80,27 @@ class WorkQueue(Protocol):
     ) -> work_state_pb2.WorkState.ValueType:
         """Records `error` and ends the lease: DELAYED for a retry after backoff while attempts
         remain and `retryable`, else DEAD. Returns that state (also on a repeat)."""
+        ...
+
+    async def complete_and_lease(
+        self, job_id: str, lease_token: str, result: bytes, worker_id: str, lease_ttl: float
+    ) -> CompletedAndLeased:
+        """complete(), then lease() for `worker_id`, in one atomic step (one round trip on
+        Redis): a busy worker's steady state. Answers the completion's outcome instead of
+        raising, since the next lease is taken either way."""
+        ...
+
+    async def fail_and_lease(
+        self,
+        job_id: str,
+        lease_token: str,
+        error: error_pb2.ErrorDetail,
+        retryable: bool,
+        worker_id: str,
+        lease_ttl: float,
+    ) -> FailedAndLeased:
+        """fail(), then lease() for `worker_id`, in one atomic step; answers instead of
+        raising, like complete_and_lease."""
         ...
 
     async def release(self, job_id: str, lease_token: str) -> None:

@@ -53,9 +53,11 @@ from .job_record import (
 from .model import (
     ALL_DEAD,
     Clock,
+    CompletedAndLeased,
     CompleteOutcome,
     Completion,
     EnqueueResult,
+    FailedAndLeased,
     JitterSource,
     Lease,
     QueueSettings,
@@ -216,34 +218,31 @@ class RedisWorkQueue:
         self, worker_id: str, lease_ttl: float, count: int
     ) -> tuple[list[Lease], list[tuple[str, str, str]]]:
         ttl_ms = to_ms(lease_ttl)
-        token_prefix = f"{worker_id}:{uuid.uuid4().hex[:16]}"
         reply = await self._run(
             self._scripts.lease,
             (self._ready, self._leased, self._delayed),
-            (token_prefix, ttl_ms, count, self._settings.promote_batch),
+            self._take_args(worker_id, ttl_ms, count),
         )
-        now_ms = int(reply[0])
-        deadline_ms = now_ms + ttl_ms
-        leases: list[Lease] = []
-        undecodable: list[tuple[str, str, str]] = []
-        for i in range(1, len(reply), 5):
-            job_id = reply[i].decode()
-            token = reply[i + 1].decode()
-            try:
-                item = decode_item(reply[i + 2])
-            except UndecodableItem as exc:
-                undecodable.append((job_id, token, str(exc)))
-                continue
-            view = leased_view(
-                item,
-                attempts=int(reply[i + 3]),
-                owner=worker_id,
-                deadline_ms=deadline_ms,
-                created_ms=int(reply[i + 4]),
-                now_ms=now_ms,
+        return _leases_from(reply, worker_id, ttl_ms)
+
+    def _take_args(self, worker_id: str, ttl_ms: int, count: int) -> tuple[Any, ...]:
+        """lib_take.lua's arguments: token_prefix, ttl_ms, count, promote_limit."""
+        token_prefix = f"{worker_id}:{uuid.uuid4().hex[:16]}"
+        return (token_prefix, ttl_ms, count, self._settings.promote_batch)
+
+    async def _next_lease(
+        self, reply: Sequence[Any], worker_id: str, lease_ttl: float
+    ) -> Lease | None:
+        """The lease a settle-and-lease script took; an undecodable job there is dead-lettered
+        and leasing goes on, as in lease_many."""
+        leases, undecodable = _leases_from(reply, worker_id, to_ms(lease_ttl))
+        if undecodable:
+            await self._fail_many(
+                [(job, tok, undecodable_error(job, why), False) for job, tok, why in undecodable]
             )
-            leases.append(Lease(job_id, token, deadline_ms / 1000, view))
-        return leases, undecodable
+        if leases:
+            return leases[0]
+        return await self.lease(worker_id, lease_ttl) if undecodable else None
 
     # -- settle --------------------------------------------------------------------------------
 
@@ -296,6 +295,55 @@ class RedisWorkQueue:
             self._scripts.fail, (self._leased, self._delayed, self._dead), args
         )
         return [int(answer) for answer in answers]
+
+    async def complete_and_lease(
+        self, job_id: str, lease_token: str, result: bytes, worker_id: str, lease_ttl: float
+    ) -> CompletedAndLeased:
+        check_lease_request(worker_id, lease_ttl, 1)
+        ttl_ms = to_ms(lease_ttl)
+        reply = await self._run(
+            self._scripts.complete_and_lease,
+            (self._ready, self._leased, self._delayed),
+            (
+                to_ms(self._settings.completed_retention),
+                job_id,
+                lease_token,
+                result,
+                *self._take_args(worker_id, ttl_ms, 1),
+            ),
+        )
+        outcome = _COMPLETE_OUTCOMES[int(reply[0])]
+        return CompletedAndLeased(outcome, await self._next_lease(reply[1:], worker_id, lease_ttl))
+
+    async def fail_and_lease(
+        self,
+        job_id: str,
+        lease_token: str,
+        error: error_pb2.ErrorDetail,
+        retryable: bool,
+        worker_id: str,
+        lease_ttl: float,
+    ) -> FailedAndLeased:
+        check_lease_request(worker_id, lease_ttl, 1)
+        ttl_ms = to_ms(lease_ttl)
+        reply = await self._run(
+            self._scripts.fail_and_lease,
+            (self._ready, self._leased, self._delayed, self._dead),
+            (
+                *self._backoff_args,
+                job_id,
+                lease_token,
+                error.SerializeToString(),
+                int(retryable),
+                repr(self._jitter()),
+                *self._take_args(worker_id, ttl_ms, 1),
+            ),
+        )
+        answer = int(reply[0])
+        next_lease = await self._next_lease(reply[1:], worker_id, lease_ttl)
+        if answer < 0:
+            return FailedAndLeased(None, _COMPLETE_OUTCOMES[answer], next_lease)
+        return FailedAndLeased(work_state_pb2.WorkState.ValueType(answer), None, next_lease)
 
     async def release(self, job_id: str, lease_token: str) -> None:
         answer = int(
@@ -382,6 +430,34 @@ class RedisWorkQueue:
     async def aclose(self) -> None:
         if self._owns_client:
             await self._client.aclose()
+
+
+def _leases_from(
+    reply: Sequence[Any], worker_id: str, ttl_ms: int
+) -> tuple[list[Lease], list[tuple[str, str, str]]]:
+    """take()'s reply (lib_take.lua) as leases, and the jobs whose bytes do not decode."""
+    now_ms = int(reply[0])
+    deadline_ms = now_ms + ttl_ms
+    leases: list[Lease] = []
+    undecodable: list[tuple[str, str, str]] = []
+    for i in range(1, len(reply), 5):
+        job_id = reply[i].decode()
+        token = reply[i + 1].decode()
+        try:
+            item = decode_item(reply[i + 2])
+        except UndecodableItem as exc:
+            undecodable.append((job_id, token, str(exc)))
+            continue
+        view = leased_view(
+            item,
+            attempts=int(reply[i + 3]),
+            owner=worker_id,
+            deadline_ms=deadline_ms,
+            created_ms=int(reply[i + 4]),
+            now_ms=now_ms,
+        )
+        leases.append(Lease(job_id, token, deadline_ms / 1000, view))
+    return leases, undecodable
 
 
 def _record(job_id: str, fields: dict[bytes, bytes]) -> JobRecord:

@@ -17,11 +17,16 @@ from redis.commands.core import AsyncScript
 _SHEBANG = "#!lua\n"
 
 
+# The bodies every script may call (lib_*.lua), after common.lua: the combined scripts
+# (complete_and_lease, fail_and_lease) reuse the very functions the single ones run.
+_LIBRARIES = ("common", "lib_take", "lib_complete", "lib_fail")
+
+
 def _source(name: str) -> str:
     lua = resources.files(__package__).joinpath("lua")
-    common = lua.joinpath("common.lua").read_text(encoding="utf-8")
+    parts = [lua.joinpath(f"{part}.lua").read_text(encoding="utf-8") for part in _LIBRARIES]
     body = lua.joinpath(f"{name}.lua").read_text(encoding="utf-8")
-    return _SHEBANG + common + "\n" + body
+    return _SHEBANG + "\n".join([*parts, body])
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +40,8 @@ class QueueScripts:
     reap: AsyncScript
     redrive: AsyncScript
     purge_dead: AsyncScript
+    complete_and_lease: AsyncScript
+    fail_and_lease: AsyncScript
 
     @classmethod
     def register(cls, client: redis.Redis) -> QueueScripts:
@@ -48,4 +55,6 @@ class QueueScripts:
             reap=client.register_script(_source("reap")),
             redrive=client.register_script(_source("redrive")),
             purge_dead=client.register_script(_source("purge_dead")),
+            complete_and_lease=client.register_script(_source("complete_and_lease")),
+            fail_and_lease=client.register_script(_source("fail_and_lease")),
         )

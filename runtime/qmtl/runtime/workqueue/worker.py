@@ -27,17 +27,18 @@ from google.protobuf.message import DecodeError
 
 from qmtl.common.v1 import error_pb2
 from qmtl.runtime import metrics
-from qmtl.work.v1 import work_item_pb2, work_type_pb2
+from qmtl.work.v1 import work_item_pb2, work_state_pb2, work_type_pb2
 
 from .errors import (
     HANDLER_CRASHED,
     UNDECODABLE_PAYLOAD,
     UNKNOWN_WORK_TYPE,
+    JobNotFoundError,
     LeaseLostError,
     WorkQueueError,
 )
 from .job_record import DEAD
-from .model import Lease
+from .model import CompleteOutcome, Lease
 from .port import WorkQueue
 from .reaper import DEFAULT_REAP_MAX_BACKOFF, run_reaper
 
@@ -148,6 +149,16 @@ class _Worker:
         return self.report
 
     async def _loop(self, aborted: asyncio.Task[Any]) -> None:
+        lease: Lease | None = None
+        while not self.shutdown.draining.is_set():
+            # A busy worker settles its job and takes the next in one call (_process).
+            lease = await self._lease() if lease is None else await self._process(lease, aborted)
+        if lease is not None:
+            # Stop was requested while this lease was being taken: do not start new work.
+            await self._release(lease)
+
+    async def _lease(self) -> Lease | None:
+        """The next job, or None after waiting out an empty queue or a failing store."""
         backoff = self.settings.poll_interval
         failing = False
         while not self.shutdown.draining.is_set():
@@ -163,28 +174,24 @@ class _Worker:
                 continue
             if failing:
                 log.warning("leasing works again; the queue's store is back")
-                failing = False
-            backoff = self.settings.poll_interval
             if lease is None:
                 await self._pause(self.settings.poll_interval)
-            elif self.shutdown.draining.is_set():
-                # Stop was requested while this lease was being taken: do not start new work.
-                await self._release(lease)
-            else:
-                await self._process(lease, aborted)
+            return lease
+        return None
 
     async def _pause(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.shutdown.draining.wait(), timeout=seconds)
 
-    async def _process(self, lease: Lease, aborted: asyncio.Task[Any]) -> None:
+    async def _process(self, lease: Lease, aborted: asyncio.Task[Any]) -> Lease | None:
+        """Runs the job, settles it and answers the next lease (None when there is none,
+        when stopping, or when the job was given up)."""
         item = lease.item
         if item.type not in _HANDLED_WORK_TYPES:
             error = error_pb2.ErrorDetail(
                 code=UNKNOWN_WORK_TYPE, message=f"no handler for work type {item.type}"
             )
-            await self._settle_failure(lease, error, retryable=False)
-            return
+            return await self._fail_and_lease(lease, error, retryable=False)
         task = asyncio.create_task(self.handler(item))
         try:
             while not task.done():
@@ -198,20 +205,19 @@ class _Worker:
                 if aborted.done():
                     await _cancel(task)
                     await self._release(lease)
-                    return
+                    return None
                 if not await self._extend(lease):
                     await _cancel(task)
-                    return
+                    return None
         except BaseException:
             # Our own caller cancelled us: do not leave the handler running unowned.
             await _cancel(task)
             raise
         exc = asyncio.CancelledError() if task.cancelled() else task.exception()
         if exc is None:
-            await self._settle(lambda: self._complete(lease, task.result()))
-        else:
-            error, retryable = _error_for(exc)
-            await self._settle_failure(lease, error, retryable)
+            return await self._complete_and_lease(lease, task.result())
+        error, retryable = _error_for(exc)
+        return await self._fail_and_lease(lease, error, retryable)
 
     async def _extend(self, lease: Lease) -> bool:
         """Keeps the lease alive; False once it is lost and the handler must be abandoned."""
@@ -226,6 +232,65 @@ class _Worker:
             log.warning("could not extend the lease on job %s: %s", lease.job_id, exc)
         return True
 
+    async def _complete_and_lease(self, lease: Lease, result: bytes) -> Lease | None:
+        if self.shutdown.draining.is_set():
+            await self._settle(lambda: self._complete(lease, result))
+            return None
+        try:
+            answer = await self.queue.complete_and_lease(
+                lease.job_id, lease.token, result, self.worker_id, self.settings.lease_ttl
+            )
+        except WorkQueueError as exc:
+            # Settling is idempotent: finish this job the plain way (with its retries) and
+            # lease the next one separately.
+            log.warning("complete_and_lease failed (%s); settling on its own", exc)
+            await self._settle(lambda: self._complete(lease, result))
+            return None
+        self._count_settled(lease, answer.outcome)
+        return answer.next_lease
+
+    async def _fail_and_lease(
+        self, lease: Lease, error: error_pb2.ErrorDetail, retryable: bool
+    ) -> Lease | None:
+        if self.shutdown.draining.is_set():
+            await self._settle_failure(lease, error, retryable)
+            return None
+        try:
+            answer = await self.queue.fail_and_lease(
+                lease.job_id, lease.token, error, retryable, self.worker_id, self.settings.lease_ttl
+            )
+        except WorkQueueError as exc:
+            log.warning("fail_and_lease failed (%s); settling on its own", exc)
+            await self._settle_failure(lease, error, retryable)
+            return None
+        if answer.state is not None:
+            self._count_failed(lease, error, answer.state)
+        elif answer.outcome is not None:
+            self._count_settled(lease, answer.outcome)
+        return answer.next_lease
+
+    def _count_settled(self, lease: Lease, outcome: CompleteOutcome) -> None:
+        if outcome in (CompleteOutcome.COMPLETED, CompleteOutcome.ALREADY_COMPLETED):
+            self.report.completed += 1
+        elif outcome is CompleteOutcome.LEASE_LOST:
+            self.report.leases_lost += 1
+            log.warning(
+                "settling too late: lease %s no longer holds job %s", lease.token, lease.job_id
+            )
+        else:
+            self.report.errors.append(f"{JobNotFoundError.default_code}: no job {lease.job_id}")
+            log.error("could not settle a job: no job %s", lease.job_id)
+
+    def _count_failed(
+        self, lease: Lease, error: error_pb2.ErrorDetail, state: work_state_pb2.WorkState.ValueType
+    ) -> None:
+        if state == DEAD:
+            log.error("job %s dead-lettered: %s %s", lease.job_id, error.code, error.message)
+            self.report.dead_lettered += 1
+            metrics.DEAD_LETTERS.labels("failed").inc()
+        else:
+            self.report.retried += 1
+
     async def _complete(self, lease: Lease, result: bytes) -> None:
         await self.queue.complete(lease.job_id, lease.token, result)
         self.report.completed += 1
@@ -235,12 +300,7 @@ class _Worker:
     ) -> None:
         async def fail() -> None:
             state = await self.queue.fail(lease.job_id, lease.token, error, retryable)
-            if state == DEAD:
-                log.error("job %s dead-lettered: %s %s", lease.job_id, error.code, error.message)
-                self.report.dead_lettered += 1
-                metrics.DEAD_LETTERS.labels("failed").inc()
-            else:
-                self.report.retried += 1
+            self._count_failed(lease, error, state)
 
         await self._settle(fail)
 

@@ -88,7 +88,10 @@ class _ErrorCodeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorCode.V
     """The `Content-Type` is neither protobuf nor JSON (HTTP 415)."""
     ERROR_CODE_CONTRACT_VERSION: _ErrorCode.ValueType  # 17
     """The request carries an incompatible contract version (schema guard,
-    HTTP 412).
+    HTTP 412): its `qmtl-contracts-version` header names a major version
+    this service does not serve.
+
+    details: `{header, peer_version, version}` (version: the service's).
     """
     ERROR_CODE_MALFORMED_BODY: _ErrorCode.ValueType  # 18
     """The body could not be decoded in the declared encoding (HTTP 400)."""
@@ -211,7 +214,10 @@ ERROR_CODE_UNSUPPORTED_MEDIA_TYPE: ErrorCode.ValueType  # 16
 """The `Content-Type` is neither protobuf nor JSON (HTTP 415)."""
 ERROR_CODE_CONTRACT_VERSION: ErrorCode.ValueType  # 17
 """The request carries an incompatible contract version (schema guard,
-HTTP 412).
+HTTP 412): its `qmtl-contracts-version` header names a major version
+this service does not serve.
+
+details: `{header, peer_version, version}` (version: the service's).
 """
 ERROR_CODE_MALFORMED_BODY: ErrorCode.ValueType  # 18
 """The body could not be decoded in the declared encoding (HTTP 400)."""

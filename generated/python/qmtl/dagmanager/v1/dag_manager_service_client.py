@@ -18,7 +18,7 @@ import collections.abc as _qmtl_abc
 
 from qmtl.runtime import gen as _qmtl_gen
 
-_qmtl_gen.check_version(1, __name__)
+_qmtl_gen.check_version(1, __name__, "1.0.0")
 
 from qmtl.dag.v1.compute_node_pb2 import ComputeNode
 from qmtl.dag.v1.queue_pb2 import Queue
@@ -61,7 +61,7 @@ _DIFF: _qmtl_client.Operation[DiffRequest, DiffResponse] = _qmtl_client.Operatio
     body="*",
     response=DiffResponse,
     internal=True,
-    idempotent=False,
+    idempotent=True,
 )
 _RELEASE_STRATEGY: _qmtl_client.Operation[
     ReleaseStrategyRequest, ReleaseStrategyResponse
@@ -72,7 +72,7 @@ _RELEASE_STRATEGY: _qmtl_client.Operation[
     body="*",
     response=ReleaseStrategyResponse,
     internal=True,
-    idempotent=False,
+    idempotent=True,
 )
 _REDO_DIFF: _qmtl_client.Operation[RedoDiffRequest, RedoDiffResponse] = _qmtl_client.Operation(
     name="qmtl.dagmanager.v1.DagManagerService.RedoDiff",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from qmtl.runtime import gen as _qmtl_gen
 
-_qmtl_gen.check_version(1, __name__)
+_qmtl_gen.check_version(1, __name__, "1.0.0")
 
 from qmtl.runtime.gen import grpc_server as _qmtl_grpc
 from qmtl.dagmanager.v1.dag_manager_service_handler import (

@@ -13,7 +13,7 @@ from typing import Protocol
 
 from qmtl.runtime import gen as _qmtl_gen
 
-_qmtl_gen.check_version(1, __name__)
+_qmtl_gen.check_version(1, __name__, "1.0.0")
 
 from qmtl.dagmanager.v1.diff_messages_pb2 import (
     DiffRequest,
@@ -231,7 +231,7 @@ DAG_MANAGER_SERVICE: _qmtl_gen.ServiceSpec = _qmtl_gen.ServiceSpec(
                 public=False,
                 scopes=("dag:diff",),
             ),
-            idempotent=False,
+            idempotent=True,
             errors=(
                 "E_SCHEMA_INVALID",
                 "E_VALIDATION",
@@ -256,7 +256,7 @@ DAG_MANAGER_SERVICE: _qmtl_gen.ServiceSpec = _qmtl_gen.ServiceSpec(
                 public=False,
                 scopes=("dag:diff",),
             ),
-            idempotent=False,
+            idempotent=True,
             errors=(
                 "E_VALIDATION",
                 "E_UNAVAILABLE",

@@ -18,7 +18,7 @@ import collections.abc as _qmtl_abc
 
 from qmtl.runtime import gen as _qmtl_gen
 
-_qmtl_gen.check_version(1, __name__)
+_qmtl_gen.check_version(1, __name__, "1.0.0")
 
 from qmtl.dag.v1.strategy_pb2 import Strategy
 from qmtl.events.v1.event_pb2 import Event

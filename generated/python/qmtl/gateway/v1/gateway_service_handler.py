@@ -13,7 +13,7 @@ from typing import Protocol
 
 from qmtl.runtime import gen as _qmtl_gen
 
-_qmtl_gen.check_version(1, __name__)
+_qmtl_gen.check_version(1, __name__, "1.0.0")
 
 from qmtl.gateway.v1.callback_messages_pb2 import ListCallbacksRequest, ListCallbacksResponse
 from qmtl.gateway.v1.event_messages_pb2 import ListEventsRequest, ListEventsResponse

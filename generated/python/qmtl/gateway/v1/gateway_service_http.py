@@ -19,7 +19,7 @@ from starlette.routing import BaseRoute
 
 from qmtl.runtime import gen as _qmtl_gen
 
-_qmtl_gen.check_version(1, __name__)
+_qmtl_gen.check_version(1, __name__, "1.0.0")
 
 from qmtl.gateway.v1.gateway_service_handler import GATEWAY_SERVICE, GatewayServiceHandler
 from qmtl.runtime.gen import http_server as _qmtl_http

@@ -27,6 +27,7 @@ from qmtl.dagmanager.v1.dag_manager_service_handler import (
     DAG_MANAGER_SERVICE,
     DagManagerServiceBase,
 )
+from qmtl.runtime import contracts_version
 from qmtl.runtime.alerts.backend_down import BackendDownAlerts
 from qmtl.runtime.boot import (
     BootGate,
@@ -37,7 +38,7 @@ from qmtl.runtime.boot import (
     token_verifier,
 )
 from qmtl.runtime.eventbus import EventBus
-from qmtl.runtime.gen import CONTRACT_VERSION, Context
+from qmtl.runtime.gen import Context
 from qmtl.runtime.graphstore import InMemoryGraphStore
 from qmtl.runtime.health import DEFAULT_DOWN_GRACE_S, HealthReporter
 from qmtl.runtime.http.server import load_document
@@ -118,7 +119,7 @@ async def embed(bus: EventBus, *, source: str = "qmtl/dag-manager/embedded") -> 
         SERVICE,
         instance_id="embedded",
         version=service_version(),
-        contract_version=str(CONTRACT_VERSION),
+        contract_version=contracts_version.SPOKEN,
     )
     health.add_check("graph_store", _always_ok, adapter="memory")
     gate = BootGate(
@@ -162,7 +163,7 @@ async def serve_dag_manager(
         SERVICE,
         instance_id="",
         version=service_version(),
-        contract_version=str(CONTRACT_VERSION),
+        contract_version=contracts_version.SPOKEN,
     )
     gate = BootGate(
         DAG_MANAGER_SERVICE, always_handler=DagManagerHealth(health), always=HEALTH_RPCS

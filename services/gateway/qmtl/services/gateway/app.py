@@ -19,6 +19,7 @@ from typing import TextIO
 
 from qmtl.gateway.v1 import gateway_service_http, health_messages_pb2
 from qmtl.gateway.v1.gateway_service_handler import GATEWAY_SERVICE, GatewayServiceBase
+from qmtl.runtime import contracts_version
 from qmtl.runtime.alerts.backend_down import BackendDownAlerts
 from qmtl.runtime.auth import TokenVerifier
 from qmtl.runtime.boot import (
@@ -32,7 +33,7 @@ from qmtl.runtime.boot import (
 from qmtl.runtime.callbacks.delivery import CallbackDeliverer, make_client, static_key
 from qmtl.runtime.callbacks.signing import SigningKey
 from qmtl.runtime.eventbus import EventBus
-from qmtl.runtime.gen import CONTRACT_VERSION, Context
+from qmtl.runtime.gen import Context
 from qmtl.runtime.health import DEFAULT_DOWN_GRACE_S, HealthReporter
 from qmtl.runtime.http.server import load_document
 from qmtl.runtime.metrics import observe_boot, outbox_backlog_source, queue_depth_source
@@ -115,7 +116,10 @@ async def serve_gateway(
     /dashboard page on the public listener (docs/operations/dashboard.md); `alert_down_grace`:
     seconds a backend stays unhealthy before a BackendDown alert (docs/operations/alerts.md)."""
     health = HealthReporter(
-        SERVICE, instance_id="", version=service_version(), contract_version=str(CONTRACT_VERSION)
+        SERVICE,
+        instance_id="",
+        version=service_version(),
+        contract_version=contracts_version.SPOKEN,
     )
     gate = BootGate(GATEWAY_SERVICE, always_handler=GatewayHealth(health), always=HEALTH_RPCS)
     serve_config = ServeConfig(
