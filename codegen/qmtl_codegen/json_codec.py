@@ -32,6 +32,7 @@ from google.protobuf.compiler import plugin_pb2
 
 from qmtl_codegen import contracts_version
 from qmtl_codegen.descriptors import Schema
+from qmtl_codegen.jsonmapping import SIXTY_FOUR_BIT, WRAPPERS
 from qmtl_codegen.plugin import GeneratorError, OutputFile, header_line, run
 from qmtl_codegen.templating import environment
 
@@ -42,25 +43,8 @@ CONTRACT_VERSION = 1
 SUFFIX = "_json"
 
 FD = descriptor.FieldDescriptor
-_INT64 = frozenset(
-    {FD.TYPE_INT64, FD.TYPE_UINT64, FD.TYPE_SINT64, FD.TYPE_FIXED64, FD.TYPE_SFIXED64}
-)
 _INT32 = frozenset(
     {FD.TYPE_INT32, FD.TYPE_UINT32, FD.TYPE_SINT32, FD.TYPE_FIXED32, FD.TYPE_SFIXED32}
-)
-_WRAPPERS = frozenset(
-    "google.protobuf." + name
-    for name in (
-        "DoubleValue",
-        "FloatValue",
-        "Int64Value",
-        "UInt64Value",
-        "Int32Value",
-        "UInt32Value",
-        "BoolValue",
-        "StringValue",
-        "BytesValue",
-    )
 )
 # Well-known types: (runtime printer, runtime reader) in qmtl.runtime.json_codec.
 _WELL_KNOWN = {
@@ -72,7 +56,7 @@ _WELL_KNOWN = {
     "google.protobuf.ListValue": ("list_value", "list_value_in"),
     "google.protobuf.Empty": ("well_known", "empty_in"),
     "google.protobuf.Any": ("well_known", "fallback_in"),
-    **{name: ("well_known", "wrapper_in") for name in _WRAPPERS},
+    **{name: ("well_known", "wrapper_in") for name in WRAPPERS},
 }
 RT = "_qmtl_json"
 
@@ -159,7 +143,7 @@ def _print_expr(fd: descriptor.FieldDescriptor, x: str, ctx: _File) -> str:
             return "None"
         index = ctx.enum(fd.enum_type)
         return f"_ES_{index}.get({x}, {x})"
-    if kind in _INT64:
+    if kind in SIXTY_FOUR_BIT:
         return f"str({x})"
     if kind == FD.TYPE_DOUBLE:
         return f"({x} if {x} - {x} == 0.0 else {RT}.nonfinite({x}))"
@@ -177,7 +161,7 @@ def _read_expr(fd: descriptor.FieldDescriptor, x: str, ctx: _File) -> str:
         index = ctx.enum(fd.enum_type)
         names = f"_EN_{index}"
         return f"({names}[{x}] if {x} in {names} else {RT}.enum({x}, {names}, _EV_{index}))"
-    if kind in _INT64:
+    if kind in SIXTY_FOUR_BIT:
         # proto3 JSON's own spelling of a 64-bit integer: a string of digits.
         return f"(int({x}) if type({x}) is str and {x}.isdigit() else {RT}.integer({x}))"
     if kind in _INT32:

@@ -246,7 +246,7 @@ class JsonMapping:
                 return {"type": "null"}
             return {"$ref": self.ref(fld.enum_type.full_name)}
         value = scalar(fld)
-        if self.style.int64_numbers and fld.type in _SIXTY_FOUR_BIT:
+        if self.style.int64_numbers and fld.type in SIXTY_FOUR_BIT:
             value = {"anyOf": [value, _number_form(fld.type)]}
         return value
 
@@ -382,13 +382,14 @@ def not_default(fld: descriptor.FieldDescriptor) -> JsonObject:
     if fld.enum_type is not None:
         zero = fld.enum_type.values_by_number[0].name
         return {"not": {"enum": [zero, 0]}}
-    if fld.type in _SIXTY_FOUR_BIT:
+    if fld.type in SIXTY_FOUR_BIT:
         # A string of zeros, or (where numbers are taken) the number 0.
         return {"not": {"anyOf": [{"type": "string", "pattern": r"^-?0+$"}, {"const": 0}]}}
     return {"not": {"const": 0}}
 
 
-_SIXTY_FOUR_BIT = frozenset(
+# 64-bit integers: strings in proto3 JSON (numbers accepted on input).
+SIXTY_FOUR_BIT = frozenset(
     {FD.TYPE_INT64, FD.TYPE_SINT64, FD.TYPE_SFIXED64, FD.TYPE_UINT64, FD.TYPE_FIXED64}
 )
 

@@ -333,17 +333,15 @@ class InMemoryWorkQueue:
         lease_ttl: float,
     ) -> FailedAndLeased:
         check_lease_request(worker_id, lease_ttl, 1)
+        state: work_state_pb2.WorkState.ValueType | None = None
+        outcome: CompleteOutcome | None = None
         try:
             state = await self.fail(job_id, lease_token, error, retryable)
         except LeaseLostError:
-            return FailedAndLeased(
-                None, CompleteOutcome.LEASE_LOST, await self.lease(worker_id, lease_ttl)
-            )
+            outcome = CompleteOutcome.LEASE_LOST
         except JobNotFoundError:
-            return FailedAndLeased(
-                None, CompleteOutcome.NOT_FOUND, await self.lease(worker_id, lease_ttl)
-            )
-        return FailedAndLeased(state, None, await self.lease(worker_id, lease_ttl))
+            outcome = CompleteOutcome.NOT_FOUND
+        return FailedAndLeased(state, outcome, await self.lease(worker_id, lease_ttl))
 
     async def release(self, job_id: str, lease_token: str) -> None:
         job = self._job(job_id)
