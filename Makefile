@@ -75,7 +75,7 @@ services-down:
 services-status:
 	@bash scripts/services/all.sh status
 
-# Generates into a temporary tree and swaps in only when every plugin succeeded; a failure
+# Generates into a temporary archive and swaps in only when every plugin succeeded; a failure
 # names the plugin and leaves the work tree untouched (scripts/generate.sh).
 generate: prereqs
 	@bash scripts/generate.sh

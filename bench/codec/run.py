@@ -7,6 +7,10 @@
 - json_format: what the runtime codec did before: json_format.MessageToDict + json.dumps, and
                json.loads (duplicate keys refused) + json_format.ParseDict + the shape checks
 - binary:      raw upb SerializeToString / FromString of the same message, for scale
+- floor:       (plain DAG, encode) every field read the generated encode makes, building
+               nothing (bench.codec.floor): what any codec reading upb messages through their
+               Python attributes pays before printing a byte; its ratio to json_format bounds
+               the generated encode's
 
 Each contender runs for about --seconds per round; rounds alternate between contenders, so drift
 in the machine's load hits them alike; the median round is reported. The figures of merit are
@@ -23,6 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench.codec.floor import read_fields
 from bench.codec.workload import NODES, dag
 from bench.results import RESULTS, Figure, merge_report, print_figures
 from qmtl.dag.v1 import dag_pb2
@@ -71,7 +76,7 @@ def _ratios(results: dict[str, list[float]], op: str) -> list[float]:
 def measure(
     variant: str, msg: dag_pb2.Dag, rounds: int, seconds: float, details: dict[str, Any]
 ) -> list[Figure]:
-    """Interleaved rounds of the six contenders on `msg`; its figures (goals on `dag` only)."""
+    """Interleaved rounds of the contenders on `msg`; its figures (goals on `dag` only)."""
     json_body = codec.encode(msg, Encoding.JSON)
     binary = msg.SerializeToString()
     if codec.decode(dag_pb2.Dag, json_body, Encoding.JSON) != msg:
@@ -90,6 +95,8 @@ def measure(
         "decode json_format": lambda: reference_decode(json_body),
         "decode binary": lambda: dag_pb2.Dag.FromString(binary),
     }
+    if variant == "dag":
+        contenders["encode floor"] = lambda: read_fields(msg)
     results: dict[str, list[float]] = {name: [] for name in contenders}
     for number in range(1, rounds + 1):
         for name, call in contenders.items():
@@ -113,6 +120,21 @@ def measure(
         )
         figures.append(Figure(f"{variant} json {op} vs json_format", ours, base, "msg/s", goal))
         figures.append(Figure(f"{variant} json {op} vs upb binary", ours, raw, "msg/s", None))
+        if op == "encode" and "encode floor" in median:
+            floor = median["encode floor"]
+            print(
+                f"  encode floor (field reads only, nothing built): {floor:,.0f}/s "
+                f"({floor / base:.1f}x json_format; generated = {ours / floor:.2f}x floor)"
+            )
+            figures.append(
+                Figure(
+                    f"{variant} json encode field-read floor vs json_format",
+                    floor,
+                    base,
+                    "msg/s",
+                    None,
+                )
+            )
     details[variant] = {
         "json_bytes": len(json_body),
         "binary_bytes": len(binary),

@@ -3,12 +3,13 @@
     .venv/bin/python -m bench.codegen.run [--rounds 3] [--synthetic 200] [--quick]
 
 Both run in a scratch copy of the schema workspace (schemas/, buf.yaml, buf.gen.yaml,
-scripts/generate.sh, the golden fixtures; codegen/, .tools and .venv are the repo's own), so
-the repository is never touched:
+scripts/generate.sh, the golden fixtures; codegen/, .venv and the tools in .tools are the
+repo's own, .tools/state is the workspace's), so the repository is never touched:
 
-- ours:      `FORCE=1 scripts/generate.sh`: buf lint, then every plugin of buf.gen.yaml
+- ours:      `FORCE=1 scripts/generate.sh`: buf lint beside every plugin of buf.gen.yaml
              (messages, stubs, gRPC, handlers, HTTP routes and clients, OpenAPI, JSON Schema,
-             goldens, reference, changelog, ...) into a staging tree, swapped in;
+             goldens, reference, changelog, ...) into a staging archive, swapped in (each round
+             regenerates everything; only files whose bytes change are rewritten);
 - baseline:  `python -m grpc_tools.protoc --python_out --grpc_python_out --mypy_out
              --mypy_grpc_out` on every .proto at once: what the messages and stubs alone cost.
 
@@ -35,9 +36,11 @@ ROOT = Path(__file__).resolve().parents[2]
 GOAL_FULL_RATIO = 3.0
 GOAL_SLOPE_RATIO = 3.0
 GOAL_NOOP_SECONDS = 1.0
-# What a scratch workspace copies; the rest is linked (read-only for generation).
+# What a scratch workspace copies; the rest is linked (read-only for generation). .tools is a
+# folder of its own, so that the workspace's no-op stamp stays in it and never replaces the
+# repository's (.tools/state).
 COPIED = ("schemas", "buf.yaml", "buf.gen.yaml", "scripts/generate.sh", "constraints.txt")
-LINKED = (".venv", ".tools", "codegen")
+LINKED = (".venv", "codegen", ".tools/bin", ".tools/proto-deps")
 
 
 def workspace(parent: Path, synthetic: int) -> Path:
@@ -51,6 +54,7 @@ def workspace(parent: Path, synthetic: int) -> Path:
         else:
             shutil.copy2(source, target)
     for name in LINKED:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).symlink_to(ROOT / name)
     fixtures = root / "tests" / "golden" / "fixtures"
     shutil.copytree(ROOT / "tests" / "golden" / "fixtures", fixtures)

@@ -328,12 +328,22 @@ def as_figures(figures: dict[str, Any]) -> list[Figure]:
             GOALS["lookup_p50_ms"],
             lower_is_better=True,
         ),
+        # The 20x goal is against qmtl's list scan (README: a dropped TAG index still leaves
+        # tags as nodes with a unique constraint, so it is no "without an index" baseline).
         Figure(
-            "tag lookup speedup vs index dropped",
+            "tag lookup p50 speed-up over qmtl's list scan",
+            cols["index"]["p50_ms"],
+            cols["qmtl"]["p50_ms"],
+            "ms",
+            GOALS["lookup_speedup"],
+            ratio=look["speedup_p50_vs_qmtl"],
+        ),
+        Figure(
+            "tag lookup p50 speed-up over the dropped TAG index",
             cols["store"]["p50_ms"],
             cols["dropped"]["p50_ms"],
             "ms",
-            GOALS["lookup_speedup"],
+            None,
             ratio=look["speedup_p50_vs_dropped"],
         ),
         Figure(

@@ -3,11 +3,13 @@
     .venv/bin/python -m bench.http.run [--requests 5000] [--connections 16] [--rounds 5]
 
 Each app runs in its own uvicorn process on 127.0.0.1; this process is the load generator: a
-raw asyncio HTTP/1.1 client holding keep-alive connections, sending one request at a time per
-connection, for a bounded number of requests (and at most --seconds per measurement). The
-targets are measured in alternating rounds (5 unless --rounds says otherwise), so drift in the
-machine's load hits them alike; every round's ratios are printed, the median round of each
-target is reported, and the figure of merit is the median of the per-round ratios.
+raw asyncio HTTP/1.1 client holding keep-alive connections (opened once per target), sending
+one request at a time per connection. The targets are measured in rounds (5 unless --rounds
+says otherwise); within a round they take turns in --slices short slices (ABC, CBA, ABC, ...),
+so that a burst of load from elsewhere on the machine (this VM's neighbours move a target's
+speed by 30% from one second to the next) hits every target alike instead of one of them.
+Every round's ratios are printed, the median round of each target is reported, and the figure
+of merit is the median of the per-round ratios.
 
 - bare:      a Starlette route returning the golden GetQueuesByTagResponse bytes
 - generated: Gateway's generated GetQueuesByTag route (bearer token verified, scopes checked,
@@ -141,43 +143,56 @@ def serve(name: str, sock: socket.socket, ready: Connection) -> None:
 
 @dataclass
 class Tally:
+    """Requests answered in a round's slices of one target, and the time they took."""
+
     done: int = 0
     failed: int = 0
+    seconds: float = 0.0
+    cpu_seconds: float = 0.0
 
 
-async def _connection(
-    port: int, request: bytes, budget: list[int], deadline: float, tally: Tally
+Stream = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+async def open_connections(port: int, count: int) -> list[Stream]:
+    return [await asyncio.open_connection("127.0.0.1", port) for _ in range(count)]
+
+
+async def _exchange(
+    connection: Stream, request: bytes, budget: list[int], deadline: float, tally: Tally
 ) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
-        while budget[0] > 0 and time.perf_counter() < deadline:
-            budget[0] -= 1
-            writer.write(request)
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = 0
-            for line in head.split(b"\r\n"):
-                if line[:15].lower() == b"content-length:":
-                    length = int(line[15:])
-            if length:
-                await reader.readexactly(length)
-            if head[9:12] == b"200":
-                tally.done += 1
-            else:
-                tally.failed += 1
-    finally:
-        writer.close()
+    reader, writer = connection
+    while budget[0] > 0 and time.perf_counter() < deadline:
+        budget[0] -= 1
+        writer.write(request)
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n"):
+            if line[:15].lower() == b"content-length:":
+                length = int(line[15:])
+        if length:
+            await reader.readexactly(length)
+        if head[9:12] == b"200":
+            tally.done += 1
+        else:
+            tally.failed += 1
 
 
-async def measure(port: int, request: bytes, count: int, connections: int, seconds: float) -> float:
-    budget, tally = [count], Tally()
+async def measure(
+    connections: list[Stream], request: bytes, count: int, seconds: float, tally: Tally
+) -> None:
+    """`count` requests over the connections (at most `seconds`), added to `tally`."""
+    budget = [count]
     start = time.perf_counter()
     await asyncio.gather(
-        *(_connection(port, request, budget, start + seconds, tally) for _ in range(connections))
+        *(_exchange(c, request, budget, start + seconds, tally) for c in connections)
     )
-    elapsed = time.perf_counter() - start
-    if tally.failed:
-        raise SystemExit(f"{tally.failed} responses were not 200 on port {port}")
-    return tally.done / elapsed
+    tally.seconds += time.perf_counter() - start
+
+
+def close(connections: list[Stream]) -> None:
+    for _, writer in connections:
+        writer.close()
 
 
 def cpu_seconds(pid: int) -> float:
@@ -215,6 +230,10 @@ def request_bytes() -> bytes:
     return ("\r\n".join(headers) + "\r\n\r\n").encode()
 
 
+def _ratio(numerator: float, denominator: float) -> str:
+    return f"{numerator / denominator:.3f}" if denominator else "-"
+
+
 def print_round(number: int, results: dict[str, list[float]], cpu: dict[str, list[float]]) -> None:
     """One round's figures as measured, with its ratios to bare (req/s and server CPU)."""
     rates = ", ".join(
@@ -223,11 +242,51 @@ def print_round(number: int, results: dict[str, list[float]], cpu: dict[str, lis
     )
     ratios = ", ".join(
         f"{name}/bare {values[-1] / results['bare'][-1]:.3f} "
-        f"(CPU {cpu['bare'][-1] / cpu[name][-1]:.3f})"
+        f"(CPU {_ratio(cpu['bare'][-1], cpu[name][-1])})"
         for name, values in results.items()
         if name != "bare"
     )
     print(f"  round {number}: {rates}; {ratios}", flush=True)
+
+
+async def _rounds(
+    servers: dict[str, tuple[int, Any]], args: argparse.Namespace
+) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Requests/s and server CPU seconds per request of every target, per round."""
+    request = request_bytes()
+    pools = {
+        name: await open_connections(port, args.connections) for name, (port, _) in servers.items()
+    }
+    results: dict[str, list[float]] = {name: [] for name in servers}
+    cpu: dict[str, list[float]] = {name: [] for name in servers}
+    try:
+        for pool in pools.values():
+            await measure(pool, request, args.warmup, 30, Tally())
+        slices = max(1, args.slices)
+        for number in range(1, args.rounds + 1):
+            tallies = {name: Tally() for name in servers}
+            for turn in range(slices):
+                # Each slice: every target in turn, the order rotated every slice, so each
+                # target runs first, in the middle and last equally often.
+                names = list(servers)
+                order = names[turn % len(names) :] + names[: turn % len(names)]
+                for name in order:
+                    pid = servers[name][1].pid
+                    before = cpu_seconds(pid)
+                    count = args.requests // slices + (turn < args.requests % slices)
+                    tally = tallies[name]
+                    await measure(pools[name], request, count, args.seconds / slices, tally)
+                    tally.cpu_seconds += cpu_seconds(pid) - before
+            for name, tally in tallies.items():
+                if tally.failed:
+                    raise SystemExit(f"{tally.failed} responses were not 200 from {name}")
+                results[name].append(tally.done / tally.seconds)
+                cpu[name].append(tally.cpu_seconds / tally.done)
+            print_round(number, results, cpu)
+    finally:
+        for pool in pools.values():
+            close(pool)
+    return results, cpu
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -235,7 +294,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--requests", type=int, default=5000, help="per target and round")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (median)")
-    parser.add_argument("--seconds", type=float, default=10.0, help="cap per measurement")
+    parser.add_argument(
+        "--slices", type=int, default=10, help="turns per target within a round (alternating)"
+    )
+    parser.add_argument("--seconds", type=float, default=10.0, help="cap per target and round")
     parser.add_argument("--warmup", type=int, default=2000)
     args = parser.parse_args(argv)
 
@@ -259,27 +321,14 @@ def main(argv: list[str] | None = None) -> None:
             sock.close()
 
         _pin(1)
-        request = request_bytes()
-        results: dict[str, list[float]] = {name: [] for name in APPS}
-        cpu: dict[str, list[float]] = {name: [] for name in APPS}
-        for port, _ in servers.values():
-            asyncio.run(measure(port, request, args.warmup, args.connections, 30))
-        for number in range(1, args.rounds + 1):
-            for name, (port, process) in servers.items():
-                before = cpu_seconds(process.pid)
-                rate = asyncio.run(
-                    measure(port, request, args.requests, args.connections, args.seconds)
-                )
-                results[name].append(rate)
-                cpu[name].append((cpu_seconds(process.pid) - before) / args.requests)
-            print_round(number, results, cpu)
+        results, cpu = asyncio.run(_rounds(servers, args))
     finally:
         for _, process in servers.values():
             process.terminate()
             process.join(10)
 
     median = {name: statistics.median(rates) for name, rates in results.items()}
-    # Each round measures the targets back to back, so a round's ratio compares them under
+    # Within a round the targets take turns slice by slice, so its ratio compares them under
     # the same machine load; the median over rounds discards rounds another process disturbed.
     ratios = {
         name: statistics.median(

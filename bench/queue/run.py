@@ -12,10 +12,15 @@ baseline.
 
   one at a time   one job per call: enqueue + complete_and_lease (two round trips per job)
                   against the baseline's three
+  scripts only    the floor under "one at a time": the same two Lua scripts per job, called
+                  straight through redis-py with every argument prepared before the clock
+                  starts (no adapter code on the path); what the guarantees cost in Redis
   batched         100 jobs per call (enqueue_many, lease_many, complete_many) against the
                   baseline pipelined by 100 (three pipelines of 100 commands)
   processes       1..P run_worker processes (no-op handler) draining a pre-filled queue,
-                  to show how throughput scales with workers
+                  to show how throughput scales with workers; each run also reports the
+                  CPU per job of the workers and of Redis, and how busy the machine was
+                  (2 workers and Redis share the 2 cores of the reference machine)
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ import statistics
 import time
 import uuid
 from collections.abc import Awaitable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.synchronize import Event as MpEvent
 from typing import Any
 
@@ -46,7 +51,10 @@ from qmtl.runtime.workqueue import (
     WorkerSettings,
     run_worker,
 )
+from qmtl.runtime.workqueue.job_record import prepare_entries
+from qmtl.runtime.workqueue.model import to_ms
 from qmtl.runtime.workqueue.redis_adapter import connection_retry
+from qmtl.runtime.workqueue.redis_scripts import QueueScripts
 from qmtl.work.v1 import work_item_pb2, work_type_pb2
 
 LEASE_TTL = 60.0
@@ -91,6 +99,53 @@ async def ours_one_at_a_time(queue: RedisWorkQueue, item: work_item_pb2.WorkItem
             lease = answer.next_lease
         else:
             await queue.complete(lease.job_id, lease.token, b"")
+
+
+async def scripts_only(queue: RedisWorkQueue, item: work_item_pb2.WorkItem, n: int) -> float:
+    """Jobs per second of the enqueue and complete_and_lease scripts alone (see the docstring).
+
+    Arguments are what the adapter sends (queue prefix, no caller clock, then each script's
+    own), built before timing starts; only the round trips are timed.
+    """
+    scripts = QueueScripts.register(queue.client)
+    prefix = queue.prefix
+    run = uuid.uuid4().hex
+    enqueue_keys = [prefix + "ready", prefix + "seq"]
+    lease_keys = [prefix + "ready", prefix + "leased", prefix + "delayed"]
+    settings = QueueSettings()
+    window_ms, retention_ms = (
+        to_ms(settings.idempotency_window),
+        to_ms(settings.completed_retention),
+    )
+    take: list[str | int] = ["bench:floor", to_ms(LEASE_TTL), 1, settings.promote_batch]
+    enqueues: list[list[str | int | bytes]] = []
+    for i in range(n + 1):
+        (entry,) = prepare_entries([(item, f"{run}-{i}")], settings.default_max_attempts)
+        job_id = str(uuid.uuid4())
+        stored = entry.item.stored_bytes(job_id, entry.key)
+        enqueues.append(
+            [
+                prefix,
+                "",
+                window_ms,
+                job_id,
+                entry.key,
+                stored,
+                entry.max_attempts,
+                entry.item.fingerprint,
+            ]
+        )
+    await scripts.enqueue(keys=enqueue_keys, args=enqueues[0])
+    reply = await scripts.lease(keys=lease_keys, args=[prefix, "", *take])
+    job_id, token = reply[1], reply[2]
+    started = time.perf_counter()
+    for args in enqueues[1:]:
+        await scripts.enqueue(keys=enqueue_keys, args=args)
+        reply = await scripts.complete_and_lease(
+            keys=lease_keys, args=[prefix, "", retention_ms, job_id, token, b"", *take]
+        )
+        job_id, token = reply[2], reply[3]
+    return n / (time.perf_counter() - started)
 
 
 async def ours_batched(
@@ -139,6 +194,8 @@ class Comparison:
     name: str
     ours: list[float]
     baseline: list[float]
+    floor: list[float] = field(default_factory=list)
+    """scripts_only's rates, for "one at a time" only."""
 
     @property
     def ratio(self) -> float:
@@ -168,6 +225,7 @@ async def compare(args: argparse.Namespace, name: str, n: int, batch: int | None
                         count, baseline_one_at_a_time(client, base_prefix, raw, count)
                     )
                     ours = await timed(count, ours_one_at_a_time(queue, item, count))
+                    floor = await scripts_only(queue, item, count)
                 else:
                     base = await timed(
                         count, baseline_batched(client, base_prefix, raw, count, batch)
@@ -179,6 +237,8 @@ async def compare(args: argparse.Namespace, name: str, n: int, batch: int | None
             if round_no:
                 result.ours.append(ours)
                 result.baseline.append(base)
+                if batch is None:
+                    result.floor.append(floor)
     finally:
         await client.aclose()
     return result
@@ -204,10 +264,11 @@ def worker_process(url: str, name: str, ready: Any, go: MpEvent, done: Any) -> N
         ready.put(os.getpid())
         await asyncio.to_thread(go.wait)
         settings = WorkerSettings(lease_ttl=LEASE_TTL, poll_interval=0.01, reap_interval=5.0)
+        cpu = time.process_time()
         report = await run_worker(
             queue, _noop_handler, worker_id=f"bench-{os.getpid()}", settings=settings
         )
-        done.put(report.completed)
+        done.put((report.completed, time.process_time() - cpu))
         await client.aclose()
 
     asyncio.run(work())
@@ -237,7 +298,36 @@ async def drained_at(url: str, name: str) -> float:
     return finished
 
 
-def processes_run(args: argparse.Namespace, workers: int) -> float:
+@dataclass(frozen=True)
+class ProcessesRun:
+    rate: float
+    """Jobs per second, from the go signal until the queue is empty."""
+    worker_us: float
+    """CPU of all workers per job (they also idle-poll the empty queue after the drain, until
+    stopped: a slight overcount)."""
+    redis_us: float
+    """CPU of the Redis server per job over the same span (its own INFO cpu)."""
+    busy: float
+    """Share of the machine's cores busy while draining (/proc/stat; anything running counts)."""
+
+
+def _machine_ticks() -> tuple[int, int]:
+    """(all, idle) jiffies since boot, summed over the cores (Linux /proc/stat)."""
+    with open("/proc/stat", encoding="ascii") as stat:
+        values = [int(v) for v in stat.readline().split()[1:]]
+    return sum(values), values[3] + values[4]
+
+
+async def redis_cpu(url: str) -> float:
+    client = connect(url)
+    try:
+        info = await client.info("cpu")
+    finally:
+        await client.aclose()
+    return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
+
+
+def processes_run(args: argparse.Namespace, workers: int) -> ProcessesRun:
     ctx = mp.get_context("spawn")
     name = f"bench-procs-{uuid.uuid4().hex[:12]}"
     asyncio.run(fill(args.redis_url, name, args.process_jobs, make_item(args.payload_bytes)))
@@ -251,12 +341,16 @@ def processes_run(args: argparse.Namespace, workers: int) -> float:
             proc.start()
         for _ in procs:
             ready.get(timeout=60)
+        redis_before, ticks_before = asyncio.run(redis_cpu(args.redis_url)), _machine_ticks()
         started = time.monotonic()
         go.set()
         finished = asyncio.run(drained_at(args.redis_url, name))
+        ticks_after, redis_after = _machine_ticks(), asyncio.run(redis_cpu(args.redis_url))
         for proc in procs:
             os.kill(proc.pid or 0, signal.SIGTERM)
-        completed: int = sum(done.get(timeout=60) for _ in procs)
+        reports = [done.get(timeout=60) for _ in procs]
+        completed: int = sum(count for count, _ in reports)
+        worker_cpu = sum(cpu for _, cpu in reports)
         for proc in procs:
             proc.join(timeout=60)
     finally:
@@ -265,7 +359,13 @@ def processes_run(args: argparse.Namespace, workers: int) -> float:
                 proc.kill()
     if completed != args.process_jobs:
         raise SystemExit(f"{workers} workers completed {completed} of {args.process_jobs} jobs")
-    return completed / (finished - started)
+    total, idle = (after - before for after, before in zip(ticks_after, ticks_before, strict=True))
+    return ProcessesRun(
+        rate=completed / (finished - started),
+        worker_us=worker_cpu / completed * 1e6,
+        redis_us=(redis_after - redis_before) / completed * 1e6,
+        busy=1 - idle / total if total else 0.0,
+    )
 
 
 # -- report --------------------------------------------------------------------------------------
@@ -307,6 +407,13 @@ def main() -> None:
             f"{statistics.median(row.baseline):>12,.0f}{row.ratio:>8.2f}   "
             f">= {goal:.2f} {verdict}"
         )
+    single = rows[0]
+    floor = statistics.median(single.floor)
+    floor_ratio = floor / statistics.median(single.baseline)
+    print(
+        f"{'scripts only':16}{floor:>12,.0f}{statistics.median(single.baseline):>12,.0f}"
+        f"{floor_ratio:>8.2f}   (the floor under one at a time: the Lua scripts alone)"
+    )
     figures: dict[str, object] = {
         row.name: {
             "ours_jobs_per_s": round(statistics.median(row.ours), 1),
@@ -316,18 +423,34 @@ def main() -> None:
         }
         for row in rows
     }
+    figures["scripts only"] = {"jobs_per_s": round(floor, 1), "ratio": round(floor_ratio, 3)}
     processes: dict[str, float] = {}
+    usage: dict[str, dict[str, float]] = {}
     if args.max_processes >= 1:
         print()
         print(f"run_worker processes draining {args.process_jobs} pre-filled jobs (no-op handler):")
-        single = None
+        print(f"  {'':14}{'jobs/s':>12}{'':8}{'worker CPU':>12}{'Redis CPU':>11}{'machine':>9}")
+        first = None
         for workers in range(1, args.max_processes + 1):
-            rate = processes_run(args, workers)
-            single = single or rate
+            run = processes_run(args, workers)
+            first = first or run.rate
             label = f"{workers} process{'es' if workers > 1 else ''}"
-            print(f"  {label:14}{rate:>12,.0f}   x{rate / single:.2f}")
-            processes[str(workers)] = round(rate, 1)
+            print(
+                f"  {label:14}{run.rate:>12,.0f}   x{run.rate / first:.2f}"
+                f"{run.worker_us:>9.0f} us{run.redis_us:>8.0f} us{run.busy:>8.0%}"
+            )
+            processes[str(workers)] = round(run.rate, 1)
+            usage[str(workers)] = {
+                "worker_cpu_us_per_job": round(run.worker_us, 1),
+                "redis_cpu_us_per_job": round(run.redis_us, 1),
+                "machine_busy": round(run.busy, 3),
+            }
+        print(
+            "  (CPU per job summed over the workers; machine: share of all cores busy while "
+            "draining, whatever ran)"
+        )
     figures["processes_jobs_per_s"] = processes
+    figures["processes_cpu"] = usage
     data = [
         Figure(
             row.name,
@@ -338,6 +461,15 @@ def main() -> None:
         )
         for row in rows
     ]
+    data.append(
+        Figure(
+            "scripts only (floor of one at a time)",
+            floor,
+            statistics.median(single.baseline),
+            "jobs/s",
+            None,
+        )
+    )
     if "2" in processes:
         data.append(
             Figure(

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 from google.protobuf.compiler import plugin_pb2
 
+from qmtl_codegen import descriptors
 from qmtl_codegen.plugin import Generator, GeneratorError, OutputFile, run
 
 _PACKAGE = "qmtl_codegen."
@@ -79,15 +80,18 @@ def _generator(module: str) -> Generator:
 def generate(request: plugin_pb2.CodeGeneratorRequest) -> Iterator[OutputFile]:
     steps = parse_steps(request.parameter)
     generators = [_generator(step.module) for step in steps]
-    for step, generator in zip(steps, generators, strict=True):
-        # Each generator reads its own options from the request's parameter, as it would
-        # from its own buf.gen.yaml entry.
-        request.parameter = step.parameter
-        try:
-            for output in generator(request):
-                yield OutputFile(f"{step.out}/{output.name}", output.content)
-        except GeneratorError as exc:
-            raise GeneratorError(f"{step.module}: {exc}") from exc
+    # The generators share one resolved Schema (and what they derive from it) instead of each
+    # loading the request's files again.
+    with descriptors.shared(request):
+        for step, generator in zip(steps, generators, strict=True):
+            # Each generator reads its own options from the request's parameter, as it would
+            # from its own buf.gen.yaml entry.
+            request.parameter = step.parameter
+            try:
+                for output in generator(request):
+                    yield OutputFile(f"{step.out}/{output.name}", output.content)
+            except GeneratorError as exc:
+                raise GeneratorError(f"{step.module}: {exc}") from exc
 
 
 def main() -> None:

@@ -7,9 +7,11 @@ the element's full name, because comments are the documentation of the contracts
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from google.protobuf import descriptor, descriptor_pb2, descriptor_pool
 from google.protobuf.compiler import plugin_pb2
@@ -44,7 +46,10 @@ def first_sentence(text: str) -> str:
     return flat
 
 
-@dataclass
+Derived = TypeVar("Derived")
+
+
+@dataclass(eq=False)
 class Schema:
     """The files of one plugin run, resolved, with their comments."""
 
@@ -52,9 +57,29 @@ class Schema:
     targets: list[descriptor.FileDescriptor]
     protos: dict[str, descriptor_pb2.FileDescriptorProto]
     comments: dict[str, str] = field(default_factory=dict)
+    # What generators derive from the schema alone (the API model, rendered documents), built
+    # once however many generators of a bundle ask for it.
+    _derived: dict[Any, Any] = field(default_factory=dict, repr=False)
+
+    def derived(self, key: Any, build: Callable[[], Derived]) -> Derived:
+        """`build()`, called once per schema and `key`; later calls return the same value."""
+        if key not in self._derived:
+            self._derived[key] = build()
+        found: Derived = self._derived[key]
+        return found
 
     @classmethod
     def from_request(cls, request: plugin_pb2.CodeGeneratorRequest) -> Schema:
+        """The schema of `request`; inside `shared(request)`, one Schema for every caller."""
+        sharing = _sharing
+        if sharing is None or sharing.request is not request:
+            return cls._build(request)
+        if sharing.schema is None:
+            sharing.schema = cls._build(request)
+        return sharing.schema
+
+    @classmethod
+    def _build(cls, request: plugin_pb2.CodeGeneratorRequest) -> Schema:
         pool = descriptor_pool.DescriptorPool()
         protos: dict[str, descriptor_pb2.FileDescriptorProto] = {}
         for proto in request.proto_file:
@@ -102,6 +127,30 @@ class Schema:
         for path, full_name in source_paths(proto):
             if path in by_path:
                 self.comments[full_name] = _clean(by_path[path])
+
+
+@dataclass
+class _Sharing:
+    """The request whose Schema every generator of a bundle shares, and that Schema once built."""
+
+    request: plugin_pb2.CodeGeneratorRequest
+    schema: Schema | None = None
+
+
+_sharing: _Sharing | None = None
+
+
+@contextlib.contextmanager
+def shared(request: plugin_pb2.CodeGeneratorRequest) -> Iterator[None]:
+    """Within this block, Schema.from_request(request) builds the schema once and returns it
+    to every caller. Generators only read it (and vary only the request's `parameter`, which
+    the schema does not depend on), so a bundle resolves its files once, not per generator."""
+    global _sharing
+    outer, _sharing = _sharing, _Sharing(request)
+    try:
+        yield
+    finally:
+        _sharing = outer
 
 
 def source_paths(

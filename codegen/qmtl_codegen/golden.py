@@ -46,12 +46,17 @@ class Sample:
     instance: message.Message
 
 
-def samples_for(desc: descriptor.Descriptor) -> list[Sample]:
-    """The samples that together set every field of `desc`."""
-    cls = message_factory.GetMessageClass(desc)
-    full = cls()
+def full_sample(desc: descriptor.Descriptor) -> Sample:
+    """The first sample of `desc`: every singular field set, the first member of each oneof."""
+    full = message_factory.GetMessageClass(desc)()
     _fill(full, depth=0, choice={})
-    samples = [Sample("full", full)]
+    return Sample("full", full)
+
+
+def samples_for(desc: descriptor.Descriptor) -> list[Sample]:
+    """The samples that together set every field of `desc`, `full_sample` first."""
+    cls = message_factory.GetMessageClass(desc)
+    samples = [full_sample(desc)]
     for oneof in desc.oneofs:
         if _is_synthetic(oneof):
             continue

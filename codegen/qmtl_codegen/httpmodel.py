@@ -392,8 +392,14 @@ def file_models(schema: Schema, *, include_grpc_only: bool = False) -> list[File
     """A model of every target file that declares a service with at least one HTTP rule.
 
     With `include_grpc_only`, also files and services whose rpcs have none; their
-    ServiceModel.all_rpcs then lists every rpc (`rpcs` stays the HTTP-bound ones).
+    ServiceModel.all_rpcs then lists every rpc (`rpcs` stays the HTTP-bound ones). Built once
+    per schema.
     """
+    key = ("httpmodel.file_models", include_grpc_only)
+    return list(schema.derived(key, lambda: _file_models(schema, include_grpc_only)))
+
+
+def _file_models(schema: Schema, include_grpc_only: bool) -> list[FileModel]:
     build = _Builder(schema)
     by_file: dict[str, list[model.Service]] = {}
     for service in model.services(schema, include_grpc_only=include_grpc_only):

@@ -14,9 +14,12 @@ qmtl.runtime.json_codec) uses for every JSON body instead of json_format:
   or a null) does `other_keys` judge the object, so the usual object costs no key scan.
 
 Field access is straight-line code per field (attributes, and HasField/WhichOneof through the
-unbound upb methods), no descriptor walk at run time; these per-field costs, not orjson, are
-most of the time spent (see bench/codec). Nested names are joined with `_` (`Outer.Inner` ->
-`to_obj_Outer_Inner`); types of other files are reached through their own `_json` modules.
+unbound upb methods), no descriptor walk at run time; small messages in a repeated field are
+printed inline (_repeated_messages). Those reads, not building the dicts nor orjson, are most
+of the time spent: on bench/codec's DAG, reading every field the encode reads and building
+nothing (its "field-read floor") already takes over half of the encode. Nested names are
+joined with `_` (`Outer.Inner` -> `to_obj_Outer_Inner`); types of other files are reached
+through their own `_json` modules.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import functools
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import jinja2
 from google.protobuf import descriptor
@@ -198,6 +202,46 @@ def _message_reader(desc: descriptor.Descriptor, ctx: _File) -> str:
     return f"{RT}.{wk[1]}" if wk is not None else ctx.ref(desc, "from_obj")
 
 
+# The elements of a repeated field whose type has at most this many fields, all implicit-presence
+# scalars printed by one expression, are printed inline in the list comprehension: a function
+# call per element costs about as much as reading one of its fields.
+_INLINE_FIELDS = 4
+_INLINE_KINDS = frozenset({FD.TYPE_STRING, FD.TYPE_BOOL, FD.TYPE_BYTES, *_INT32, *SIXTY_FOUR_BIT})
+
+
+def _inline_fields(desc: descriptor.Descriptor, optional: set[str]) -> list[Any] | None:
+    """The fields of `desc` (FieldDescriptors, whose stubs lack json_name) when its elements
+    are printed inline, else None."""
+    fields: list[Any] = list(desc.fields)
+    if desc.full_name in _WELL_KNOWN or not 0 < len(fields) <= _INLINE_FIELDS:
+        return None
+    for fd in fields:
+        if (
+            fd.is_repeated
+            or fd.type not in _INLINE_KINDS
+            or fd.containing_oneof is not None
+            or fd.full_name in optional
+        ):
+            return None
+    return fields
+
+
+def _repeated_messages(fd: descriptor.FieldDescriptor, ctx: _File, optional: set[str]) -> str:
+    """The JSON list of repeated message field `fd`, held in `v`."""
+    element = _print_expr(fd, "x", ctx)
+    fields = _inline_fields(fd.message_type, optional)
+    if fields is None:
+        return f"[{element} for x in v]"
+    # An element with every field set (the usual one) prints the same with or without
+    # emit_defaults: its dict at once. Any other goes to its function.
+    pairs = ", ".join(
+        f"{json.dumps(inner.json_name)}: {_print_expr(inner, f'p{index}', ctx)}"
+        for index, inner in enumerate(fields)
+    )
+    tests = " and ".join(f"(p{index} := x.{inner.name})" for index, inner in enumerate(fields))
+    return f"[{{{pairs}}} if {tests} else {element} for x in v]"
+
+
 def _to_obj(desc: descriptor.Descriptor, ctx: _File, optional: set[str]) -> str:
     lines = [
         f"def to_obj_{_local_name(desc)}(m: Any, d: bool) -> dict[str, Any]:",
@@ -231,8 +275,11 @@ def _to_obj(desc: descriptor.Descriptor, ctx: _File, optional: set[str]) -> str:
                 f"        js[{key}] = {{{entry} for k in v}}",
             ]
         elif fd.is_repeated:
-            element = _print_expr(fd, "x", ctx)
-            value = "v[:]" if element == "x" else f"[{element} for x in v]"
+            if fd.type == FD.TYPE_MESSAGE:
+                value = _repeated_messages(fd, ctx, optional)
+            else:
+                element = _print_expr(fd, "x", ctx)
+                value = "v[:]" if element == "x" else f"[{element} for x in v]"
             lines += [f"    v = {attr}", "    if v or d:", f"        js[{key}] = {value}"]
         elif fd.type == FD.TYPE_MESSAGE or fd.full_name in optional:
             lines += [

@@ -30,7 +30,6 @@ A `Style` adds what one audience needs on top of that canonical form:
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +39,7 @@ from google.protobuf import descriptor, descriptor_pb2
 from qmtl_codegen import options
 from qmtl_codegen.decimal_range import INT64_RANGE_PATTERN, UINT64_RANGE_PATTERN
 from qmtl_codegen.descriptors import Schema
+from qmtl_codegen.jsontext import dump as dump
 from qmtl_codegen.wellknown_patterns import DURATION_PATTERN, TIMESTAMP_PATTERN
 
 JsonObject = dict[str, Any]
@@ -89,11 +89,6 @@ WRAPPERS = frozenset(
     )
 )
 NULL_VALUE = WELL_KNOWN + "NullValue"
-
-
-def dump(document: JsonObject) -> str:
-    """The canonical text of a generated JSON document: stable, two-space indent, one newline."""
-    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
 
 
 def json_name(fld: descriptor.FieldDescriptor) -> str:

@@ -23,8 +23,9 @@ leave out the fields marked `(qmtl.api.v1.internal_only)`, which public routes n
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,7 +118,13 @@ def area_of(package: str) -> str:
 
 
 class DocumentWriter:
-    """Assembles OpenAPI documents from operations; components hold only what they use."""
+    """Assembles OpenAPI documents from operations; components hold only what they use.
+
+    An operation object and a definition depend only on the operation (or type) and the
+    Style, so each is built once and shared by every document that lists it: an area's
+    public document and the merged public one hold the same objects. Nothing changes them
+    once built.
+    """
 
     def __init__(self, schema: Schema, version: str) -> None:
         self.schema = schema
@@ -125,11 +132,31 @@ class DocumentWriter:
         error_content = content(ERROR_DETAIL, {"$ref": SCHEMA_REF + ERROR_DETAIL})
         self.errors = ErrorResponses(schema, error_content)
         self.catalogue = ErrorCatalogue(schema)
+        self._mappings: dict[Style, JsonMapping] = {}
+        # (rpc, binding index, style) -> the finished operation object and the schemas it uses
+        self._operations: dict[tuple[str, int, Style], tuple[JsonObject, frozenset[str]]] = {}
+        self._definitions: dict[tuple[Style, str], JsonObject] = {}
+
+    def mapping(self, style: Style) -> JsonMapping:
+        if style not in self._mappings:
+            self._mappings[style] = JsonMapping(self.schema, lambda name: SCHEMA_REF + name, style)
+        return self._mappings[style]
+
+    def operation(self, op: Operation, style: Style) -> tuple[JsonObject, frozenset[str]]:
+        """The finished operation object of `op` and the names of the schemas it refers to."""
+        key = (op.method.full_name, op.binding.index, style)
+        if key not in self._operations:
+            mapping = self.mapping(style)
+            # Error responses are rewritten inline per operation by `finish`, so the shared
+            # per-status entries the builder refers to are not kept.
+            result, _ = OperationBuilder(self.schema, mapping, self.errors).operation(op)
+            finish(op, result, mapping, self.catalogue, public_listener=op.access.is_public)
+            self._operations[key] = (result, frozenset(_schema_refs(result)))
+        return self._operations[key]
 
     def document(self, title: str, intro: str, ops: list[Operation], style: Style) -> JsonObject:
-        mapping = JsonMapping(self.schema, lambda name: SCHEMA_REF + name, style)
-        builder = OperationBuilder(self.schema, mapping, self.errors)
         paths: dict[str, JsonObject] = {}
+        used: set[str] = set()
         for op in sorted(ops, key=lambda o: (o.path, VERBS.index(o.verb))):
             item = paths.setdefault(op.path, {})
             if op.verb in item:
@@ -137,11 +164,9 @@ class DocumentWriter:
                     f"{op.verb.upper()} {op.path} is bound by both "
                     f"{item[op.verb]['operationId']} and {op.operation_id}"
                 )
-            # Error responses are rewritten inline per operation by `finish`, so the shared
-            # per-status entries the builder refers to are not kept.
-            item[op.verb], _ = builder.operation(op)
-            finish(op, item[op.verb], mapping, self.catalogue, public_listener=op.access.is_public)
-        components: JsonObject = {"schemas": self.definitions(mapping, [paths])}
+            item[op.verb], refs = self.operation(op, style)
+            used |= refs
+        components: JsonObject = {"schemas": self.definitions(style, used)}
         if any(op.authenticated for op in ops):
             components["securitySchemes"] = {SECURITY_SCHEME: dict(BEARER)}
         sources = sorted({op.service.file.name for op in ops})
@@ -170,11 +195,18 @@ class DocumentWriter:
             tags.append(tag)
         return tags
 
-    def definitions(self, mapping: JsonMapping, used: list[Any]) -> JsonObject:
-        """The schemas that `used` refers to, and everything those reach, by full name."""
-        roots = [self.named(name) for name in sorted(_schema_refs(used))]
+    def definitions(self, style: Style, used: set[str]) -> JsonObject:
+        """The schemas named in `used` and everything those reach, by full name."""
+        mapping = self.mapping(style)
+        roots = [self.named(name) for name in sorted(used)]
         found = named_types(roots, mapping.visible)
-        return {name: mapping.definition(t) for name, t in found.items()}
+        return {name: self.definition(style, t) for name, t in found.items()}
+
+    def definition(self, style: Style, named: NamedType) -> JsonObject:
+        key = (style, named.full_name)
+        if key not in self._definitions:
+            self._definitions[key] = self.mapping(style).definition(named)
+        return self._definitions[key]
 
     def named(self, full_name: str) -> NamedType:
         pool = self.schema.pool
@@ -187,26 +219,55 @@ class DocumentWriter:
 
 def _schema_refs(node: Any) -> set[str]:
     """Names of every `#/components/schemas/<name>` reference in a JSON tree."""
-    if isinstance(node, dict):
-        found = set().union(*(_schema_refs(v) for v in node.values())) if node else set()
-        ref = node.get("$ref")
-        if isinstance(ref, str) and ref.startswith(SCHEMA_REF):
-            # `<name>/properties/<field>` (a proto-name alias) needs the schema `<name>`.
-            found.add(ref.removeprefix(SCHEMA_REF).split("/", 1)[0])
-        return found
-    if isinstance(node, list):
-        return set().union(*(_schema_refs(v) for v in node)) if node else set()
-    return set()
+    found: set[str] = set()
+    pending = [node]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            ref = item.get("$ref")
+            if isinstance(ref, str) and ref.startswith(SCHEMA_REF):
+                # `<name>/properties/<field>` (a proto-name alias) needs the schema `<name>`.
+                found.add(ref.removeprefix(SCHEMA_REF).split("/", 1)[0])
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class AreaDocument:
+    """One area's document for one audience, as text."""
+
+    package: str
+    name: str  # `<area>.<audience>.openapi.json`
+    text: str
 
 
 def documents(schema: Schema, version: str, layout: str) -> Iterator[OutputFile]:
-    """The documents of every area, and with layout `docs` the merged public one."""
+    """The documents of every area, and with layout `docs` the merged public one.
+
+    The layouts differ only in file names, so the documents are written once per schema and
+    version, however many generators of a bundle ask for them.
+    """
+    areas, merged = schema.derived(("openapi", version), lambda: _texts(schema, version))
+    for area in areas:
+        if layout == "package":
+            yield OutputFile(f"{area.package.replace('.', '/')}/openapi/{area.name}", area.text)
+        else:
+            yield OutputFile(area.name, area.text)
+    if layout == "docs":
+        yield OutputFile(MERGED_PUBLIC, merged())
+
+
+def _texts(schema: Schema, version: str) -> tuple[list[AreaDocument], Callable[[], str]]:
+    """Every area's documents, and the merged public document (written when first asked for)."""
     writer = DocumentWriter(schema, version)
     everything = operations(schema)
     by_package: dict[str, list[Operation]] = {}
     for op in everything:
         by_package.setdefault(op.service.file.package, []).append(op)
     areas: dict[str, str] = {}
+    found: list[AreaDocument] = []
     for package, ops in sorted(by_package.items()):
         area = area_of(package)
         if area in areas:
@@ -218,14 +279,15 @@ def documents(schema: Schema, version: str, layout: str) -> Iterator[OutputFile]
             ("internal", INTERNAL_ROUTING, [op for op in ops if not op.access.is_public], SERVER),
         ):
             title = f"QMTL {area} {audience} API ({services})"
-            name = f"{area}.{audience}.openapi.json"
-            if layout == "package":
-                name = f"{package.replace('.', '/')}/openapi/{name}"
-            yield OutputFile(name, dump(writer.document(title, intro, subset, style)))
-    if layout == "docs":
+            text = dump(writer.document(title, intro, subset, style))
+            found.append(AreaDocument(package, f"{area}.{audience}.openapi.json", text))
+
+    @functools.cache
+    def merged() -> str:
         public = [op for op in everything if op.access.is_public]
-        merged = writer.document("QMTL public API", PUBLIC_ROUTING, public, PUBLIC_SERVER)
-        yield OutputFile(MERGED_PUBLIC, dump(merged))
+        return dump(writer.document("QMTL public API", PUBLIC_ROUTING, public, PUBLIC_SERVER))
+
+    return found, merged
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import quote
 
-from google.protobuf import descriptor, message
+from google.protobuf import descriptor, json_format, message
 
 from qmtl_codegen import golden
 from qmtl_codegen.jsonmapping import JsonObject
@@ -40,30 +40,45 @@ Visible = Callable[[descriptor.FieldDescriptor], bool]
 
 def fixture_name(desc: descriptor.Descriptor) -> str:
     """The golden fixture the example of `desc` comes from, relative to the project."""
-    full = golden.samples_for(desc)[0]
+    return _fixture_name(desc, golden.full_sample(desc))
+
+
+def _fixture_name(desc: descriptor.Descriptor, full: golden.Sample) -> str:
     data = full.instance.SerializeToString(deterministic=True)
-    return (
-        f"{FIXTURES}/{desc.full_name}/{full.variant}-{hashlib.sha256(data).hexdigest()[:12]}.json"
-    )
+    digest = hashlib.sha256(data).hexdigest()[:12]
+    return f"{FIXTURES}/{desc.full_name}/{full.variant}-{digest}.json"
 
 
 def sample(desc: descriptor.Descriptor, visible: Visible, drop: Iterable[str] = ()) -> JsonObject:
     """The proto3 JSON of `desc`'s full fixture without hidden fields and the `drop` fields."""
-    instance = golden.samples_for(desc)[0].instance
+    return _cut(golden.full_sample(desc).instance, visible, drop)
+
+
+def _cut(instance: message.Message, visible: Visible, drop: Iterable[str]) -> JsonObject:
     _hide(instance, visible)
     for name in drop:
         instance.ClearField(name)
-    value: JsonObject = json.loads(golden.to_json(instance))
+    # What parsing golden.to_json's text gives (its keys sorted), without writing the text.
+    value: JsonObject = _sorted_keys(json_format.MessageToDict(instance))
+    return value
+
+
+def _sorted_keys(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _sorted_keys(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted_keys(item) for item in value]
     return value
 
 
 def example(desc: descriptor.Descriptor, visible: Visible, drop: Iterable[str] = ()) -> JsonObject:
     """An OpenAPI `examples` map with the one fixture example."""
     dropped = sorted(drop)
-    summary = f"Golden fixture {fixture_name(desc)}"
+    full = golden.full_sample(desc)
+    summary = f"Golden fixture {_fixture_name(desc, full)}"
     if dropped:
         summary += f", without the path fields {', '.join(dropped)}"
-    return {"fixture": {"summary": summary, "value": sample(desc, visible, dropped)}}
+    return {"fixture": {"summary": summary, "value": _cut(full.instance, visible, dropped)}}
 
 
 def _hide(msg: message.Message, visible: Visible) -> None:

@@ -10,6 +10,9 @@ marker as an `x-qmtl-generated` extension (Swagger 2.0 allows `x-` keys at the t
 JSON has no comments); the rest of its response passes through as it is.
 
     opt: [plugin=.tools/bin/protoc-gen-openapiv2, allow_merge=false, output_format=json]
+
+It runs as a plugin of its own (`python -m qmtl_codegen.openapiv2_bridge`) or as a step of a
+bundle (`docs/openapi/swagger qmtl_codegen.openapiv2_bridge plugin=... allow_merge=false`).
 """
 
 from __future__ import annotations
@@ -17,12 +20,20 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from google.protobuf.compiler import plugin_pb2
 
-from qmtl_codegen.plugin import header_line, parse_options, passthrough_parameter
+from qmtl_codegen.jsontext import dump
+from qmtl_codegen.plugin import (
+    GeneratorError,
+    OutputFile,
+    header_line,
+    parse_options,
+    passthrough_parameter,
+)
 
 GO_PACKAGE_BASE = "qmtl.invalid/go"
 
@@ -53,7 +64,7 @@ def stamp(response: plugin_pb2.CodeGeneratorResponse, generator: str) -> None:
         document = json.loads(file.content)
         source = file.name.removesuffix(".swagger.json") + ".proto"
         marked = {"x-qmtl-generated": header_line(generator, source), **document}
-        file.content = json.dumps(marked, indent=2, ensure_ascii=False) + "\n"
+        file.content = dump(marked)
 
 
 def _grpc_gateway_version() -> str:
@@ -62,24 +73,41 @@ def _grpc_gateway_version() -> str:
     return recorded.read_text().strip() if recorded.is_file() else "unknown version"
 
 
-def _failure(message: str) -> bytes:
-    return plugin_pb2.CodeGeneratorResponse(error=message).SerializeToString()
+def run_plugin(request: plugin_pb2.CodeGeneratorRequest) -> plugin_pb2.CodeGeneratorResponse:
+    """The plugin's response to `request` (which `prepare` changes), stamped unless an error."""
+    plugin, payload = prepare(request)
+    if not plugin or not Path(plugin).is_file():
+        raise GeneratorError(f"openapiv2_bridge: plugin {plugin!r} is not a file")
+    result = subprocess.run([plugin], input=payload, capture_output=True, check=False)
+    if result.returncode != 0:
+        stderr = result.stderr.decode(errors="replace").strip()
+        raise GeneratorError(f"{plugin} failed: {stderr}")
+    response = plugin_pb2.CodeGeneratorResponse.FromString(result.stdout)
+    if not response.error:
+        stamp(response, f"protoc-gen-openapiv2 {_grpc_gateway_version()} via openapiv2_bridge")
+    return response
+
+
+def generate(request: plugin_pb2.CodeGeneratorRequest) -> Iterator[OutputFile]:
+    """The bridge as a step of a bundle (qmtl_codegen.bundle), which spares it a Python start.
+
+    The bundle's other generators share `request`, so the placeholder Go paths go on a copy.
+    """
+    own = plugin_pb2.CodeGeneratorRequest()
+    own.CopyFrom(request)
+    response = run_plugin(own)
+    if response.error:
+        raise GeneratorError(response.error)
+    for file in response.file:
+        yield OutputFile(file.name, file.content)
 
 
 def main() -> None:
     request = plugin_pb2.CodeGeneratorRequest.FromString(sys.stdin.buffer.read())
-    plugin, payload = prepare(request)
-    if not plugin or not Path(plugin).is_file():
-        sys.stdout.buffer.write(_failure(f"openapiv2_bridge: plugin {plugin!r} is not a file"))
-        return
-    result = subprocess.run([plugin], input=payload, capture_output=True, check=False)
-    if result.returncode != 0:
-        stderr = result.stderr.decode(errors="replace").strip()
-        sys.stdout.buffer.write(_failure(f"{plugin} failed: {stderr}"))
-        return
-    response = plugin_pb2.CodeGeneratorResponse.FromString(result.stdout)
-    if not response.error:
-        stamp(response, f"protoc-gen-openapiv2 {_grpc_gateway_version()} via openapiv2_bridge")
+    try:
+        response = run_plugin(request)
+    except GeneratorError as exc:
+        response = plugin_pb2.CodeGeneratorResponse(error=str(exc))
     sys.stdout.buffer.write(response.SerializeToString())
 
 

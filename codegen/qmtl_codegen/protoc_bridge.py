@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import re
 import tempfile
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 
 from google.protobuf import descriptor_pb2
@@ -58,12 +58,22 @@ def stamp(output_name: str, content: str, generator: str) -> str:
     return header + content
 
 
-def _script_owner(script: str) -> str:
-    """`protoc-gen-mypy` -> `mypy-protobuf 5.1.0 protoc-gen-mypy`: the header names versions."""
-    for entry in metadata.entry_points(group="console_scripts", name=script):
-        if entry.dist is not None:
-            return f"{entry.dist.name} {entry.dist.version} {script}"
-    return script
+def grpcio_tools_version() -> str:
+    # grpcio-tools' own record of its version (importlib.metadata would cost more to import
+    # than the generators it names take to run).
+    from grpc_tools import grpc_version  # type: ignore[import-untyped]
+
+    version: str = grpc_version.VERSION
+    return version
+
+
+def mypy_protobuf_owner(script: str) -> str:
+    """`protoc-gen-mypy` -> `mypy-protobuf 5.1.0 protoc-gen-mypy`: the header names versions.
+
+    The in-process plugins are mypy-protobuf's, whatever console script `plugin=` names."""
+    from mypy_protobuf import main as mypy_protobuf  # type: ignore[import-untyped]
+
+    return f"mypy-protobuf {mypy_protobuf.__version__} {script}"
 
 
 def generate(request: plugin_pb2.CodeGeneratorRequest) -> Iterator[OutputFile]:
@@ -72,14 +82,14 @@ def generate(request: plugin_pb2.CodeGeneratorRequest) -> Iterator[OutputFile]:
     if not lang:
         raise GeneratorError("protoc_bridge needs opt lang=python|grpc_python|<plugin lang>")
     passthrough = passthrough_parameter(options.passthrough)
-    generator = f"grpcio-tools {metadata.version('grpcio-tools')} --{lang}_out"
+    generator = f"grpcio-tools {grpcio_tools_version()} --{lang}_out"
     if options.plugin:
         if lang not in _IN_PROCESS_PLUGINS:
             raise GeneratorError(
                 f"protoc_bridge: plugin {options.plugin} for lang={lang} is not supported "
                 f"(in-process plugins: {', '.join(sorted(_IN_PROCESS_PLUGINS))})"
             )
-        generator = _script_owner(options.plugin)
+        generator = mypy_protobuf_owner(options.plugin)
 
     targets = list(request.file_to_generate)
     if options.services_only:
@@ -101,14 +111,22 @@ def _protoc(
 ) -> dict[str, str]:
     """grpcio-tools' protoc, in this process, on the request's descriptors."""
     # The C++ compiler as an extension module (grpcio-tools ships no type information).
-    from grpc_tools import protoc  # type: ignore[import-untyped]
+    from grpc_tools import protoc
 
     with tempfile.TemporaryDirectory(prefix="qmtl-bridge-") as tmp:
         work = Path(tmp)
         descriptor_set = descriptor_pb2.FileDescriptorSet(file=request.proto_file)
+        # Comments (source info) cost protoc half its time to load. Only a file's own generator
+        # output can show them, and protoc's Python message generator shows none (the gRPC one
+        # turns service comments into docstrings), so the rest go.
+        generated = set() if lang == "python" else set(targets)
+        for file in descriptor_set.file:
+            if file.name not in generated:
+                file.ClearField("source_code_info")
         (work / "input.binpb").write_bytes(descriptor_set.SerializeToString())
-        out = work / "out"
-        out.mkdir()
+        # protoc writes one zip archive (an `_out` path ending in .zip) instead of a tree of
+        # files: creating and reading back hundreds of small files cost more than generating.
+        out = work / "out.zip"
         prefix = f"{passthrough}:" if passthrough else ""
         command = [
             "grpc_tools.protoc",
@@ -119,18 +137,19 @@ def _protoc(
         # protoc prints its own diagnostics on this process's stderr, which buf shows.
         if protoc.main(command) != 0:
             raise GeneratorError(f"grpc_tools.protoc --{lang}_out failed (its message is above)")
-        return {
-            path.relative_to(out).as_posix(): path.read_text()
-            for path in out.rglob("*")
-            if path.is_file()
-        }
+        with zipfile.ZipFile(out) as archive:
+            return {
+                entry.filename: archive.read(entry).decode()
+                for entry in archive.infolist()
+                if not entry.is_dir()
+            }
 
 
 def _mypy_protobuf(
     lang: str, passthrough: str, targets: list[str], request: plugin_pb2.CodeGeneratorRequest
 ) -> dict[str, str]:
     """mypy-protobuf's generator, called as its protoc-gen-mypy(_grpc) entry point would be."""
-    from mypy_protobuf import main as mypy_protobuf  # type: ignore[import-untyped]
+    from mypy_protobuf import main as mypy_protobuf
 
     sub = plugin_pb2.CodeGeneratorRequest(
         file_to_generate=targets, parameter=passthrough, proto_file=request.proto_file

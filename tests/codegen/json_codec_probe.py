@@ -95,6 +95,19 @@ message Choice {
   }
   Inner inner = 5;
 }
+
+// Few scalar fields: printed inline in the list of a repeated field.
+message Pair {
+  string label = 1;
+  int64 count = 2;
+  bool on = 3;
+  bytes data = 4;
+}
+
+message Pairs {
+  repeated Pair pairs = 1;
+  repeated Choice.Inner inners = 2;
+}
 """
 
 

@@ -11,10 +11,13 @@ from pathlib import Path
 
 import pytest
 from google.protobuf.compiler import plugin_pb2
+from google.protobuf.descriptor_pb2 import FileDescriptorSet
 from grpc_tools import protoc
 
-from qmtl_codegen import bundle, protoc_bridge, reference
+from qmtl_codegen import bundle, descriptors, protoc_bridge, reference
+from qmtl_codegen.descriptors import Schema
 from qmtl_codegen.plugin import GeneratorError
+from tests.codegen.conftest import ROOT
 from tests.codegen.test_http_generators import INCLUDES, PROBE, compile_request
 
 
@@ -121,3 +124,89 @@ def test_the_bundle_runs_as_a_plugin_process(tmp_path: Path) -> None:
     response = plugin_pb2.CodeGeneratorResponse.FromString(result.stdout)
     assert not response.error
     assert [f.name for f in response.file] == ["docs/schemas/reference.md"]
+
+
+@pytest.mark.parametrize(("lang", "options"), [("python", ""), ("grpc_python", "services_only")])
+def test_protoc_output_does_not_change_without_the_comments_it_cannot_show(
+    tmp_path: Path, lang: str, options: str
+) -> None:
+    """The bridge hands protoc the descriptors without the source info (comments) its output
+    cannot show; protoc given all of it writes the same bytes."""
+    request = request_for(tmp_path, f"lang={lang},{options}".rstrip(","))
+    ours = {out.name: str(out.content) for out in protoc_bridge.generate(request)}
+
+    everything = tmp_path / "everything.binpb"
+    everything.write_bytes(FileDescriptorSet(file=request.proto_file).SerializeToString())
+    out = tmp_path / "out"
+    out.mkdir()
+    target = "qmtlprobe/v1/probe_service.proto"
+    command = ["protoc", f"--descriptor_set_in={everything}", f"--{lang}_out={out}", target]
+    assert protoc.main(command) == 0
+    theirs = {p.relative_to(out).as_posix(): p.read_text() for p in out.rglob("*") if p.is_file()}
+    assert theirs
+    assert {name: content.split("\n", 1)[1] for name, content in ours.items()} == theirs
+    if lang == "grpc_python":
+        # The service's comments did reach the generator: they are its docstrings.
+        assert "Missing associated documentation" not in "".join(ours.values())
+
+
+def test_the_headers_name_the_installed_generator_versions(tmp_path: Path) -> None:
+    from importlib import metadata
+
+    request = request_for(tmp_path, "lang=python")
+    [python] = [out.content for out in protoc_bridge.generate(request)]
+    request.parameter = "lang=mypy,plugin=protoc-gen-mypy,quiet"
+    [stub] = [out.content for out in protoc_bridge.generate(request)]
+
+    assert f"(grpcio-tools {metadata.version('grpcio-tools')} --python_out)" in python
+    mypy_protobuf = f"mypy-protobuf {metadata.version('mypy-protobuf')} protoc-gen-mypy"
+    assert f"({mypy_protobuf})" in str(stub)
+
+
+def test_the_generators_of_a_bundle_share_one_schema(tmp_path: Path) -> None:
+    request = request_for(tmp_path, "")
+    apart = Schema.from_request(request), Schema.from_request(request)
+    assert apart[0] is not apart[1]
+    with descriptors.shared(request):
+        schema = Schema.from_request(request)
+        assert Schema.from_request(request) is schema
+        other = request_for(tmp_path / "other", "")
+        assert Schema.from_request(other) is not schema
+        built: list[str] = []
+
+        def build() -> str:
+            built.append("built")
+            return "value"
+
+        assert [schema.derived("key", build) for _ in range(2)] == ["value", "value"]
+        assert built == ["built"]
+    assert Schema.from_request(request) is not schema
+
+
+def test_the_swagger_bridge_in_a_bundle_writes_what_it_writes_alone(tmp_path: Path) -> None:
+    plugin = ROOT / ".tools" / "bin" / "protoc-gen-openapiv2"
+    assert plugin.exists(), f"{plugin} is missing: run `make setup`"
+    options = f"plugin={plugin} allow_merge=false json_names_for_fields=true output_format=json"
+    request = request_for(
+        tmp_path,
+        f"docs/openapi/swagger qmtl_codegen.openapiv2_bridge {options},"
+        "docs/schemas qmtl_codegen.reference",
+    )
+    outputs = {out.name: out.content for out in bundle.generate(request)}
+
+    alone = request_for(tmp_path, options.replace(" ", ","))
+    # The placeholder Go packages went on a copy: the next step saw the request as buf sent it.
+    assert list(request.proto_file) == list(alone.proto_file)
+    result = subprocess.run(
+        [sys.executable, "-m", "qmtl_codegen.openapiv2_bridge"],
+        input=alone.SerializeToString(),
+        capture_output=True,
+        check=True,
+    )
+    response = plugin_pb2.CodeGeneratorResponse.FromString(result.stdout)
+    assert not response.error
+    expected = {f"docs/openapi/swagger/{f.name}": f.content for f in response.file}
+    assert expected
+    swagger = {name: text for name, text in outputs.items() if "/swagger/" in name}
+    assert swagger == expected
+    assert "docs/schemas/reference.md" in outputs

@@ -164,6 +164,29 @@ def test_maps_with_non_string_keys(pb: ModuleType) -> None:
     assert read(pb.Maps, {"byName": {"a": None}}, fast=False) == oracle.REJECTED
 
 
+def test_small_messages_in_a_list_print_inline_each_element_alone(pb: ModuleType) -> None:
+    # Every combination of set and default fields, side by side in one list: an element with
+    # a default field goes to its own function, the others are printed inline.
+    pairs = [
+        pb.Pair(
+            label="a" if n & 1 else "",
+            count=-n if n & 2 else 0,
+            on=bool(n & 4),
+            data=b"\xff"[: n >> 3],
+        )
+        for n in range(16)
+    ]
+    msg = pb.Pairs(pairs=pairs, inners=[pb.Choice.Inner(color=c) for c in (0, 1, 2)])
+    body = printed(msg)
+    assert body["pairs"][0] == {}
+    assert body["pairs"][15] == {"label": "a", "count": "-15", "on": True, "data": "/w=="}
+    assert body["inners"] == [{}, {"color": "COLOR_RED"}, {"color": "COLOR_BLUE"}]
+    everything = printed(msg, emit_defaults=True)
+    assert everything["pairs"][0] == {"label": "", "count": "0", "on": False, "data": ""}
+    assert everything["inners"][0] == {"color": "COLOR_UNSPECIFIED"}
+    assert read(pb.Pairs, body, fast=True) == msg
+
+
 def test_timestamp_and_duration_rfc3339_and_range(pb: ModuleType) -> None:
     msg = pb.Known()
     msg.at.FromJsonString("2026-01-02T03:04:05.500Z")

@@ -364,8 +364,29 @@ def services(schema: Schema, *, include_grpc_only: bool = False) -> list[Service
     """The services of the target files, in file then declaration order.
 
     Without `include_grpc_only`, only the rpcs with a google.api.http rule (and only services
-    that have one); with it, every rpc of every service.
+    that have one); with it, every rpc of every service. Read once per schema.
     """
+    if include_grpc_only:
+        return list(_every_service(schema))
+    return list(schema.derived(("api.model.services", False), lambda: _http_services(schema)))
+
+
+def _every_service(schema: Schema) -> list[Service]:
+    return schema.derived(("api.model.services", True), lambda: _read_services(schema, True))
+
+
+def _http_services(schema: Schema) -> list[Service]:
+    # An rpc with an HTTP rule reads the same either way, so the HTTP services are those of
+    # every service with only their HTTP rpcs; but every rpc must then pass the model's checks
+    # (access on gRPC-only rpcs too), so when one does not, the HTTP rpcs are read alone.
+    try:
+        every = _every_service(schema)
+    except GeneratorError:
+        return _read_services(schema, False)
+    return [Service(s.service, s.http_rpcs) for s in every if s.http_rpcs]
+
+
+def _read_services(schema: Schema, include_grpc_only: bool) -> list[Service]:
     reader = _Reader(schema)
     found: list[Service] = []
     for file in schema.targets:

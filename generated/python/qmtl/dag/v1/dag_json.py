@@ -113,7 +113,7 @@ def to_obj_Dag(m: Any, d: bool) -> dict[str, Any]:
         js["nodes"] = [_qmtl_j_0.to_obj_Node(x, d) for x in v]
     v = m.edges
     if v or d:
-        js["edges"] = [to_obj_Edge(x, d) for x in v]
+        js["edges"] = [{"source": p0, "target": p1} if (p0 := x.source) and (p1 := x.target) else to_obj_Edge(x, d) for x in v]
     if _has(m, "meta"):
         js["meta"] = to_obj_DagMeta(m.meta, d)
     return js
