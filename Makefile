@@ -189,13 +189,13 @@ bench: services-up
 	@echo "==> bench: every figure as data in bench/results/latest.json (name, ours, baseline, unit, ratio, goal, met)"
 
 # Every bench on a small workload, for development: each writes its figures to
-# bench/results/latest.json ("<bench>-quick" sections where the bench has --quick). The full
+# bench/results/latest.json (in "<bench>-quick" sections, so a full run's figures stay). The full
 # `make bench` stays the reference.
 .PHONY: bench-quick
 bench-quick: services-up
 	@echo "==> bench-quick: every bench on a small workload (development only; make bench is the reference)"
-	@$(BIN)/python -m bench.queue.run --jobs 300 --batch-jobs 3000 --rounds 1 --process-jobs 1000 --max-processes 2
-	@$(BIN)/python -m bench.http.run --requests 500 --rounds 3 --warmup 200
+	@$(BIN)/python -m bench.queue.run --quick
+	@$(BIN)/python -m bench.http.run --quick
 	@$(BIN)/python -m bench.graph.run --quick
 	@$(BIN)/python -m bench.events.run --quick
 	@$(BIN)/python -m bench.submit.run --quick

@@ -1,6 +1,6 @@
 """Requests/s of a generated GET route against a bare Starlette route returning the same bytes.
 
-    .venv/bin/python -m bench.http.run [--requests 5000] [--connections 16] [--rounds 5]
+    .venv/bin/python -m bench.http.run [--requests 5000] [--connections 16] [--rounds 5] [--quick]
 
 Each app runs in its own uvicorn process on 127.0.0.1; this process is the load generator: a
 raw asyncio HTTP/1.1 client holding keep-alive connections (opened once per target), sending
@@ -299,7 +299,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--seconds", type=float, default=10.0, help="cap per target and round")
     parser.add_argument("--warmup", type=int, default=2000)
+    parser.add_argument(
+        "--quick", action="store_true", help="500 requests x 3 rounds, 200 warm-up (development)"
+    )
     args = parser.parse_args(argv)
+    if args.quick:
+        args.requests, args.rounds, args.warmup = 500, 3, 200
 
     context = multiprocessing.get_context("fork")
     servers: dict[str, tuple[int, Any]] = {}
@@ -396,9 +401,11 @@ def main(argv: list[str] | None = None) -> None:
             ratio=cpu_us["bare"] / cpu_us["generated"],
         )
     )
-    print_figures("http", data)
-    merge_report(RESULTS, "http", figures, data)
-    print(f"figures merged into {RESULTS} under 'http'")
+    # A quick run must not replace the figures of a full one.
+    section = "http-quick" if args.quick else "http"
+    print_figures(section, data)
+    merge_report(RESULTS, section, figures, data)
+    print(f"figures merged into {RESULTS} under {section!r}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Work-queue throughput: our Redis adapter against the minimal unsafe redis-py equivalent.
 
-    python -m bench.queue.run [--jobs N] [--batch-jobs N] [--rounds R] [--max-processes P]
+    python -m bench.queue.run [--jobs N] [--batch-jobs N] [--rounds R] [--max-processes P] [--quick]
 
 Each job goes enqueue -> lease -> complete; ours in a busy worker's steady state, where
 complete_and_lease finishes one job and leases the next in one round trip. The baseline does
@@ -476,9 +476,11 @@ def main() -> None:
                 "2 worker processes over 1", processes["2"], processes["1"], "jobs/s", GOAL_SCALING
             )
         )
-    print_figures("queue", data)
-    merge_report(RESULTS, "queue", figures, data)
-    print(f"\nfigures merged into {RESULTS} under 'queue'")
+    # A quick run must not replace the figures of a full one.
+    section = "queue-quick" if args.quick else "queue"
+    print_figures(section, data)
+    merge_report(RESULTS, section, figures, data)
+    print(f"\nfigures merged into {RESULTS} under {section!r}")
 
 
 def parse_args() -> argparse.Namespace:
@@ -493,7 +495,15 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--payload-bytes", type=int, default=200)
     parser.add_argument("--process-jobs", type=int, default=8000)
     parser.add_argument("--max-processes", type=int, default=4, help="0 skips the process runs")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a small workload for development (300 / 3,000 jobs, 1 round, 1-2 processes)",
+    )
     args = parser.parse_args()
+    if args.quick:
+        args.jobs, args.batch_jobs, args.rounds = 300, 3000, 1
+        args.process_jobs, args.max_processes = 1000, 2
     if args.batch_jobs % args.batch_size:
         parser.error("--batch-jobs must be a multiple of --batch-size")
     return args
