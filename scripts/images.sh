@@ -12,7 +12,8 @@
 #        scripts/images.sh --context   only step 2, for building with docker elsewhere (no root)
 # Environment: BASE_IMAGE (default localhost/qmtl-base:bookworm; e.g. docker.io/library/
 # python:3.11-slim where a registry is reachable), IMAGE_PREFIX (default localhost/qmtl-),
-# DEBIAN_MIRROR (default: the first Debian URI of /etc/apt/sources.list{,.d}).
+# DEBIAN_MIRROR (default: the first Debian URI of /etc/apt/sources.list{,.d}),
+# QMTL_IMAGE_REVISION (default: git rev-parse HEAD, "-dirty" when tracked files changed).
 # One build at a time on a machine (podman's storage and the image tags are the machine's): it
 # waits for the lock /tmp/qmtl-images.lock, which tests/images holds while it looks at the
 # images it built (and then sets QMTL_IMAGES_LOCK_HELD=1).
@@ -149,10 +150,18 @@ prepare_sources() {
     pyproject.toml README.md runtime generated/python services/qmtl services/gateway \
     services/dag_manager services/sdk | tar -x -C "$CONTEXT/src"
   cp -p constraints.txt deploy/images/build-requirements.txt "$CONTEXT/"
+  # The revision as a file the Containerfiles copy before their labels: podman 4.3's layer
+  # cache reuses a LABEL layer whose ARG values changed, but not one after a changed file, so
+  # a new commit with unchanged sources still relabels the images.
+  revision >"$CONTEXT/REVISION"
 }
 
 revision() {
   local rev
+  if [ -n "${QMTL_IMAGE_REVISION:-}" ]; then
+    echo "$QMTL_IMAGE_REVISION"
+    return
+  fi
   rev="$(git rev-parse HEAD 2>/dev/null)" || { echo unknown; return; }
   [ -z "$(git status --porcelain --untracked-files=no 2>/dev/null)" ] || rev="$rev-dirty"
   echo "$rev"

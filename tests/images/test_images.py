@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.images.podman import Image, mounted, podman
+from tests.images.podman import Image, inspect, mounted, podman
 
 ROOT = Path(__file__).resolve().parents[2]
 PREFIX = "localhost/qmtl-"
@@ -216,3 +216,40 @@ def test_the_runner_image_has_what_qmtl_run_needs(images: dict[str, Image]) -> N
 @pytest.mark.parametrize("spec", SPECS, ids=lambda spec: spec.service)
 def test_size_is_within_the_budget(images: dict[str, Image], spec: Spec) -> None:
     assert images[spec.service].size <= BUDGET_BYTES
+
+
+def test_a_new_revision_with_unchanged_sources_relabels_the_image(
+    images: dict[str, Image],
+) -> None:
+    # podman 4.3's layer cache reused the LABEL layer of an older commit when only the commit
+    # had changed (images.sh now copies the revision in as a file before the labels).
+    prefix = "localhost/qmtl-revision-test-"
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    try:
+        for revision in ("revision-one", "revision-two"):
+            built = subprocess.run(
+                ["bash", "scripts/images.sh", "gateway"],
+                cwd=ROOT,
+                env={
+                    **os.environ,
+                    "QMTL_IMAGES_LOCK_HELD": "1",
+                    "IMAGE_PREFIX": prefix,
+                    "QMTL_IMAGE_REVISION": revision,
+                },
+                capture_output=True,
+                text=True,
+                timeout=1800,
+            )
+            assert built.returncode == 0, f"images.sh failed:\n{built.stdout}\n{built.stderr}"
+            labels = inspect(f"{prefix}gateway:latest")["Config"]["Labels"]
+            assert labels["org.opencontainers.image.revision"] == revision
+    finally:
+        for tag in (
+            f"{prefix}gateway:latest",
+            f"{prefix}gateway:{version}",
+            f"{prefix}build:gateway",
+        ):
+            subprocess.run([podman(), "rmi", tag], capture_output=True, check=False)
+    # The images under test keep the checkout's revision.
+    head = images["gateway"].config["Labels"]["org.opencontainers.image.revision"]
+    assert head not in ("revision-one", "revision-two")
