@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
+from typing import cast
 
 import pytest
 
@@ -17,6 +18,7 @@ from qmtl.common.v1 import error_pb2
 from qmtl.runtime.workqueue import (
     Handler,
     JobFailedError,
+    Lease,
     QueueStats,
     Shutdown,
     WorkerReport,
@@ -54,11 +56,13 @@ async def start_worker(
 ) -> AsyncIterator[Callable[..., RunningWorker]]:
     started: list[RunningWorker] = []
 
-    def start(handler: Handler, settings: WorkerSettings = FAST) -> RunningWorker:
+    def start(
+        handler: Handler, settings: WorkerSettings = FAST, queue: WorkQueue | None = None
+    ) -> RunningWorker:
         shutdown = Shutdown()
         task = asyncio.create_task(
             run_worker(
-                live_queue,
+                queue or live_queue,
                 handler,
                 worker_id=f"test-worker-{len(started)}",
                 settings=settings,
@@ -76,6 +80,32 @@ async def start_worker(
             worker.shutdown.request()
             worker.shutdown.request()
             await asyncio.wait_for(worker.task, STOP_TIMEOUT)
+
+
+class Endless:
+    """A handler that never returns on its own; says when it started and when it was stopped."""
+
+    def __init__(self) -> None:
+        self.entered, self.cancelled = asyncio.Event(), asyncio.Event()
+
+    async def __call__(self, item: work_item_pb2.WorkItem) -> bytes:
+        self.entered.set()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            self.cancelled.set()
+        return b"from the worker"
+
+
+async def run_endless_job(
+    queue: WorkQueue, start_worker: Callable[..., RunningWorker], *worker_args: object
+) -> tuple[Endless, str, RunningWorker]:
+    """One job in `queue`, a worker running it in an Endless handler, once the handler started."""
+    endless = Endless()
+    job_id = (await queue.enqueue(make_item(), "k")).job_id
+    worker = start_worker(endless, *worker_args)
+    await asyncio.wait_for(endless.entered.wait(), STOP_TIMEOUT)
+    return endless, job_id, worker
 
 
 async def state_of(queue: WorkQueue, job_id: str) -> work_item_pb2.WorkItem:
@@ -221,25 +251,13 @@ async def test_a_first_stop_request_lets_the_running_job_finish(
 async def test_a_second_stop_request_gives_the_lease_back_at_once(
     live_queue: WorkQueue, start_worker: Callable[..., RunningWorker]
 ) -> None:
-    entered, cancelled = asyncio.Event(), asyncio.Event()
-
-    async def endless(item: work_item_pb2.WorkItem) -> bytes:
-        entered.set()
-        try:
-            await asyncio.Event().wait()
-        finally:
-            cancelled.set()
-        return b""
-
-    job_id = (await live_queue.enqueue(make_item(), "k")).job_id
-    worker = start_worker(endless)
-    await asyncio.wait_for(entered.wait(), STOP_TIMEOUT)
+    endless, job_id, worker = await run_endless_job(live_queue, start_worker)
 
     worker.shutdown.request()
     worker.shutdown.request()
     report = await asyncio.wait_for(worker.task, STOP_TIMEOUT)
 
-    assert cancelled.is_set()
+    assert endless.cancelled.is_set()
     job = await state_of(live_queue, job_id)
     assert (job.state, job.attempts) == (READY, 0)
     assert report.released == 1
@@ -275,3 +293,76 @@ async def test_a_long_job_keeps_its_lease_alive_past_the_original_ttl(
 
     assert reaped.total == 0
     assert (job.attempts, job.result) == (1, b"long")
+
+
+class LeaseSpy:
+    """The queue the worker uses, recording the token of each lease it is handed (the test
+    then settles a job behind the worker's back, as another party holding the token could)."""
+
+    def __init__(self, queue: WorkQueue) -> None:
+        self.queue = queue
+        self.tokens: dict[str, str] = {}
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.queue, name)
+
+    async def lease(self, worker_id: str, lease_ttl: float) -> Lease | None:
+        lease = await self.queue.lease(worker_id, lease_ttl)
+        if lease is not None:
+            self.tokens[lease.job_id] = lease.token
+        return lease
+
+
+async def test_a_handler_whose_lease_is_lost_is_stopped_and_its_job_left_alone(
+    live_queue: WorkQueue, start_worker: Callable[..., RunningWorker]
+) -> None:
+    spy = LeaseSpy(live_queue)
+    settings = WorkerSettings(lease_ttl=0.6, poll_interval=0.01, reap_interval=0.05)
+    endless, job_id, worker = await run_endless_job(
+        live_queue, start_worker, settings, cast(WorkQueue, spy)
+    )
+
+    await live_queue.complete(job_id, spy.tokens[job_id], b"from elsewhere")
+    await asyncio.wait_for(endless.cancelled.wait(), STOP_TIMEOUT)  # at the next heartbeat
+    report = await worker.stop()
+
+    job = await state_of(live_queue, job_id)
+    assert (job.state, job.result) == (COMPLETED, b"from elsewhere")
+    assert (report.leases_lost, report.completed) == (1, 0)
+
+
+@pytest.mark.parametrize("raised", [TimeoutError, asyncio.CancelledError])
+async def test_a_handler_raising_timeout_or_cancelled_of_its_own_is_a_retried_failure(
+    live_queue: WorkQueue, start_worker: Callable[..., RunningWorker], raised: type[BaseException]
+) -> None:
+    calls = 0
+
+    async def flaky(item: work_item_pb2.WorkItem) -> bytes:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise raised("upstream gave up")
+        return b"second time"
+
+    job_id = (await live_queue.enqueue(make_item(), "k")).job_id
+    worker = start_worker(flaky)
+
+    job = await wait_for_state(live_queue, job_id, COMPLETED)
+    report = await worker.stop()
+
+    assert (job.attempts, job.result) == (2, b"second time")
+    assert (report.retried, report.completed) == (1, 1)
+
+
+async def test_cancelling_the_worker_cancels_its_running_handler(
+    live_queue: WorkQueue, start_worker: Callable[..., RunningWorker]
+) -> None:
+    endless, job_id, worker = await run_endless_job(live_queue, start_worker)
+
+    worker.task.cancel()
+    await asyncio.wait({worker.task}, timeout=STOP_TIMEOUT)
+
+    assert worker.task.cancelled()
+
+    assert endless.cancelled.is_set()
+    assert (await state_of(live_queue, job_id)).state == LEASED  # until its lease expires

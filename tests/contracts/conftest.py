@@ -13,7 +13,7 @@ from tests.contracts.scratch import BUF, ROOT, Run
 
 @pytest.fixture
 def workspace(tmp_path: Path) -> Path:
-    """buf.yaml, buf.gen.yaml, schemas/ and scripts/ copied; .venv and .tools linked."""
+    """buf.yaml, buf.gen.yaml, schemas/ and scripts/ copied; .venv and .tools' tools linked."""
     if not BUF.exists():
         pytest.fail(f"{BUF} is missing: run `make setup`")
     ws = tmp_path / "ws"
@@ -23,7 +23,13 @@ def workspace(tmp_path: Path) -> Path:
     shutil.copytree(ROOT / "schemas", ws / "schemas")
     shutil.copytree(ROOT / "scripts", ws / "scripts")
     (ws / ".venv").symlink_to(ROOT / ".venv")
-    (ws / ".tools").symlink_to(ROOT / ".tools")
+    # The tools are shared; their state (generate's stamp) is the workspace's own, so a run
+    # here never rewrites the repository's stamp.
+    (ws / ".tools" / "state").mkdir(parents=True)
+    (ws / ".tools" / ".gitignore").write_text("*\n")  # as in the repository: not source
+    for tools in (ROOT / ".tools").iterdir():
+        if tools.name != "state":
+            (ws / ".tools" / tools.name).symlink_to(tools)
     return ws
 
 

@@ -7,6 +7,7 @@ without waiting for the lease to expire.
 
 While a handler runs, its lease is extended every third of the lease TTL, so a long job is
 not reclaimed from a live worker; a worker that dies stops extending and its lease expires.
+An extension that finds the lease gone (reaped, settled by someone else) stops the handler.
 
 While the queue's store is unavailable (every Redis call is bounded by
 `QueueSettings.call_timeout`), leasing, settling and reaping back off exponentially up to
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Coroutine
@@ -52,7 +54,13 @@ _HANDLED_WORK_TYPES = frozenset(work_type_pb2.WorkType.values()) - {
 Handler = Callable[[work_item_pb2.WorkItem], Coroutine[Any, Any, bytes]]
 """Runs one job and returns its serialized result. It may run more than once for the same
 job (after a crash or an expired lease), so its side effects must be idempotent; the job's
-`idempotency_key` is the natural key for that."""
+`idempotency_key` is the natural key for that.
+
+It is awaited inline in the worker's own task (no task per job: two fewer trips through the
+event loop per job), so `asyncio.current_task()` is the worker's and a context variable it
+sets without resetting stays set for the next job. Stopping it (second stop request, lost
+lease) cancels its await; a `TimeoutError` or `CancelledError` it raises of its own accord is
+a failure like any other."""
 
 
 class Shutdown:
@@ -113,6 +121,38 @@ def _error_for(exc: BaseException) -> tuple[error_pb2.ErrorDetail, bool]:
     return error_pb2.ErrorDetail(code=HANDLER_CRASHED, message=message, retryable=True), True
 
 
+class _Stop(enum.Enum):
+    """Why a running handler was stopped before it returned."""
+
+    ABORT = "abort"
+    """A second stop request: the lease is given back at once."""
+    LEASE_LOST = "lease lost"
+    """An extension found the lease gone: the job is someone else's now."""
+
+
+class _HandlerRun:
+    """One handler call in progress, run inline in the worker's task.
+
+    The handler is awaited directly, not as a task of its own: a job then costs no extra
+    trips through the event loop. `scope` is its cancel scope while it runs (None after):
+    stopping it cancels the await and ends the scope.
+    """
+
+    __slots__ = ("beat", "extending", "lease", "scope", "stopped")
+
+    def __init__(self, lease: Lease) -> None:
+        self.lease = lease
+        self.scope: asyncio.Timeout | None = None
+        self.stopped: _Stop | None = None
+        self.beat: asyncio.TimerHandle | None = None
+        self.extending: asyncio.Task[None] | None = None
+
+    def stop(self, reason: _Stop) -> None:
+        if self.scope is not None and self.stopped is None:
+            self.stopped = reason
+            self.scope.reschedule(-1.0)  # in the past: cancel the handler's await now
+
+
 class _Worker:
     def __init__(
         self,
@@ -128,6 +168,8 @@ class _Worker:
         self.settings = settings
         self.shutdown = shutdown
         self.report = WorkerReport()
+        self._running: _HandlerRun | None = None
+        self._extensions: set[asyncio.Task[None]] = set()
 
     async def run(self) -> WorkerReport:
         reaper = asyncio.create_task(
@@ -138,21 +180,26 @@ class _Worker:
                 max_backoff=self.settings.reap_max_backoff,
             )
         )
-        # One waiter for the whole run rather than one per job: it is on every job's path.
+        # One waiter for the whole run rather than one per job: a second stop request stops
+        # whichever handler is running then.
         aborted = asyncio.create_task(self.shutdown.aborting.wait())
+        aborted.add_done_callback(self._abort_running)
         try:
-            await self._loop(aborted)
+            await self._loop()
         finally:
+            aborted.remove_done_callback(self._abort_running)
             aborted.cancel()
+            for extension in list(self._extensions):
+                await _cancel(extension)
             self.shutdown.draining.set()
             self.report.reclaimed = await reaper
         return self.report
 
-    async def _loop(self, aborted: asyncio.Task[Any]) -> None:
+    async def _loop(self) -> None:
         lease: Lease | None = None
         while not self.shutdown.draining.is_set():
             # A busy worker settles its job and takes the next in one call (_process).
-            lease = await self._lease() if lease is None else await self._process(lease, aborted)
+            lease = await self._lease() if lease is None else await self._process(lease)
         if lease is not None:
             # Stop was requested while this lease was being taken: do not start new work.
             await self._release(lease)
@@ -183,7 +230,7 @@ class _Worker:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.shutdown.draining.wait(), timeout=seconds)
 
-    async def _process(self, lease: Lease, aborted: asyncio.Task[Any]) -> Lease | None:
+    async def _process(self, lease: Lease) -> Lease | None:
         """Runs the job, settles it and answers the next lease (None when there is none,
         when stopping, or when the job was given up)."""
         item = lease.item
@@ -192,45 +239,67 @@ class _Worker:
                 code=UNKNOWN_WORK_TYPE, message=f"no handler for work type {item.type}"
             )
             return await self._fail_and_lease(lease, error, retryable=False)
-        task = asyncio.create_task(self.handler(item))
+        if self.shutdown.aborting.is_set():
+            await self._release(lease)
+            return None
+        run = _HandlerRun(lease)
+        result: bytes | None = None
+        failure: BaseException | None = None
+        self._running = run
+        run.beat = asyncio.get_running_loop().call_later(self.settings.heartbeat, self._beat, run)
         try:
-            while not task.done():
-                await asyncio.wait(
-                    {task, aborted},
-                    timeout=self.settings.heartbeat,
-                    return_when=asyncio.FIRST_COMPLETED,
-                )
-                if task.done():
-                    break
-                if aborted.done():
-                    await _cancel(task)
-                    await self._release(lease)
-                    return None
-                if not await self._extend(lease):
-                    await _cancel(task)
-                    return None
-        except BaseException:
-            # Our own caller cancelled us: do not leave the handler running unowned.
-            await _cancel(task)
-            raise
-        exc = asyncio.CancelledError() if task.cancelled() else task.exception()
-        if exc is None:
-            return await self._complete_and_lease(lease, task.result())
-        error, retryable = _error_for(exc)
+            async with asyncio.timeout(None) as scope:
+                run.scope = scope
+                result = await self.handler(item)
+        except asyncio.CancelledError as exc:
+            if _being_cancelled():
+                raise  # our own caller cancels the worker: the handler goes with it
+            failure = exc  # the handler raised CancelledError of its own accord
+        except Exception as exc:
+            failure = exc
+        finally:
+            run.scope = None
+            self._running = None
+            run.beat.cancel()
+        if run.stopped is _Stop.ABORT:
+            await self._release(lease)
+            return None
+        if run.stopped is _Stop.LEASE_LOST:
+            return None
+        if failure is None:
+            return await self._complete_and_lease(lease, result or b"")
+        error, retryable = _error_for(failure)
         return await self._fail_and_lease(lease, error, retryable)
 
-    async def _extend(self, lease: Lease) -> bool:
-        """Keeps the lease alive; False once it is lost and the handler must be abandoned."""
+    def _beat(self, run: _HandlerRun) -> None:
+        """Every heartbeat while the handler runs: extend its lease (at most one call at once)."""
+        if run.scope is None:
+            return
+        if run.extending is None or run.extending.done():
+            run.extending = asyncio.create_task(self._extend(run))
+            self._extensions.add(run.extending)
+            run.extending.add_done_callback(self._extensions.discard)
+        loop = asyncio.get_running_loop()
+        run.beat = loop.call_later(self.settings.heartbeat, self._beat, run)
+
+    def _abort_running(self, _: object) -> None:
+        if self._running is not None:
+            self._running.stop(_Stop.ABORT)
+
+    async def _extend(self, run: _HandlerRun) -> None:
+        """Keeps the lease alive; once it is lost, stops the handler (its work would be lost)."""
+        lease = run.lease
         try:
             await self.queue.extend(lease.job_id, lease.token, self.settings.lease_ttl)
         except LeaseLostError:
+            if run.scope is None:
+                return  # the handler finished meanwhile: settling tells the lease's fate
             log.warning("lost the lease on job %s; abandoning its handler", lease.job_id)
             self.report.leases_lost += 1
-            return False
+            run.stop(_Stop.LEASE_LOST)
         except WorkQueueError as exc:
             # The lease may still be alive; try again at the next heartbeat.
             log.warning("could not extend the lease on job %s: %s", lease.job_id, exc)
-        return True
 
     async def _complete_and_lease(self, lease: Lease, result: bytes) -> Lease | None:
         if self.shutdown.draining.is_set():
@@ -336,10 +405,16 @@ class _Worker:
                 backoff = min(backoff * 2, self.settings.max_backoff)
 
 
-async def _cancel(task: asyncio.Task[bytes]) -> None:
+async def _cancel(task: asyncio.Task[None]) -> None:
     task.cancel()
     with contextlib.suppress(BaseException):
         await task
+
+
+def _being_cancelled() -> bool:
+    """Whether the running task has a cancellation pending from outside (not a scope's)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 async def run_worker(
