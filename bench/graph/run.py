@@ -223,6 +223,13 @@ def _speedup(lookup: dict[str, Summary], slow: str, fast: str) -> float | None:
     return None if value is None else round(value, 1)
 
 
+def _server_side(speedup: float | None) -> str:
+    if speedup is None:
+        # Neo4j reports its own time in whole milliseconds: a faster index seek reads 0.
+        return "server-side: the index seek is under Neo4j's 1 ms timing resolution"
+    return f"{format_ratio(speedup)} server-side"
+
+
 def _row(name: str, s: dict[str, float]) -> list[str]:
     return [name, f"{s['n']:.0f}", *(f"{s[k]:.2f}" for k in ("p50_ms", "p95_ms", "mean_ms"))]
 
@@ -261,7 +268,7 @@ def render(figures: dict[str, Any]) -> str:
         "",
         f"p50 speed-up of the TAG index: {format_ratio(vs_dropped)} over the dropped index, "
         f"{format_ratio(vs_qmtl)} over qmtl's list scan "
-        f"({format_ratio(look['server_speedup_p50_vs_qmtl'])} server-side) "
+        f"({_server_side(look['server_speedup_p50_vs_qmtl'])}) "
         f"(goal >= {GOALS['lookup_speedup']:.0f}x); store p50 {store_p50:.2f} ms "
         f"(goal <= {GOALS['lookup_p50_ms']:.0f} ms: {store_ok})",
         "",

@@ -7,9 +7,11 @@ import asyncio
 import pytest
 from google.protobuf import duration_pb2
 
+from qmtl.dag.v1 import strategy_pb2
 from qmtl.dagmanager.v1 import diff_messages_pb2
 from qmtl.runtime.client_retry import RetryPolicy
 from qmtl.runtime.errors import ErrorCode, QmtlError
+from qmtl.services.gateway.store.errors import StrategyStoreUnavailableError
 from qmtl.work.v1 import work_state_pb2, work_type_pb2
 from tests.gateway.gateway_support import (
     COMPLETED,
@@ -94,6 +96,45 @@ async def test_wait_timeout_answers_202_queued_when_no_worker_finishes_in_time(
     assert (status, response.state) == (202, QUEUED)
     assert not response.HasField("diff")
     assert loop.time() - started >= 0.1
+
+
+class FlakyGets:
+    """The store's `get` failing for now (as a Redis call cut short does) `times` times."""
+
+    def __init__(self, env: GatewayEnv, times: int) -> None:
+        self.real, self.left = env.store.get, times
+
+    async def __call__(self, strategy_id: str) -> strategy_pb2.Strategy | None:
+        if self.left > 0:
+            self.left -= 1
+            raise StrategyStoreUnavailableError("Redis did not answer within 5s")
+        return await self.real(strategy_id)
+
+
+async def test_a_store_failing_every_poll_of_the_wait_answers_202_not_503(
+    env: GatewayEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The submission is stored and queued before the wait: it was accepted.
+    monkeypatch.setattr(env.store, "get", FlakyGets(env, times=1_000_000))
+    request = submit_request()
+    request.wait_timeout.CopyFrom(duration_pb2.Duration(nanos=200_000_000))
+    response, status = await env.submit(request)
+    assert (status, response.state) == (202, QUEUED)
+    monkeypatch.undo()
+    assert (await env.strategy(response.strategy_id)).state == QUEUED
+
+
+async def test_polls_the_store_fails_for_now_do_not_end_the_wait(
+    env: GatewayEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    flaky = FlakyGets(env, times=3)
+    monkeypatch.setattr(env.store, "get", flaky)
+    env.worker()
+    request = submit_request()
+    request.wait_timeout.CopyFrom(duration_pb2.Duration(seconds=10))
+    response, status = await env.submit(request)
+    assert (status, response.state) == (200, COMPLETED)
+    assert flaky.left == 0
 
 
 async def test_the_wait_is_capped_by_the_settings() -> None:

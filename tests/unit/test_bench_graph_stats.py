@@ -138,6 +138,11 @@ def test_render_prints_every_column_the_ratios_and_the_goal_verdicts() -> None:
     assert "resubmit p95 100.0 ms (goal <= 80: NOT met)" in text
     assert "first submit (mean ms): apply 400.0" in text
 
+    figures["tag_lookup"]["server_speedup_p50_vs_qmtl"] = None  # the index read 0 ms
+    assert "(server-side: the index seek is under Neo4j's 1 ms timing resolution)" in run.render(
+        figures
+    )
+
 
 def test_the_lookup_speed_up_goal_is_judged_against_qmtls_list_scan() -> None:
     # A dropped TAG index is slower than the index by far less than 20x (tags stay nodes with

@@ -59,15 +59,27 @@ def connection_retry() -> Retry:
     )
 
 
+# Connections one client opens at most; more concurrent calls wait for one to come free.
+MAX_CONNECTIONS = 100
+
+
 def client_for_url(url: str, timeout: float) -> redis.Redis:
-    """A bytes client whose connect and read timeouts are the queue's call timeout."""
-    return redis.Redis.from_url(
+    """A bytes client whose connect and read timeouts are the queue's call timeout.
+
+    Its pool waits for a free connection (up to `timeout`) rather than failing: redis-py's
+    default pool refuses the call past 100 connections in use ("Too many connections"), which
+    turned a burst of concurrent submissions into 503s although Redis was fine.
+    """
+    pool = redis.BlockingConnectionPool.from_url(
         url,
+        max_connections=MAX_CONNECTIONS,
+        timeout=timeout,
         decode_responses=False,
         retry=connection_retry(),
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
     )
+    return redis.Redis.from_pool(pool)
 
 
 def raise_for_redis_error(exc: RedisError) -> NoReturn:

@@ -3,17 +3,26 @@
 Two sources end a wait: `Completions.notify(strategy_id)`, which this process's SubmitWorker
 calls right after it stored COMPLETED or FAILED (the wait wakes at once), and polling the
 store with doubling intervals, which finds a diff finished by another instance's worker.
+
+The strategy is stored and queued before the wait starts, so a poll the store fails for now
+(unavailable, or a call cut short while the process was too busy to read its reply) is no
+news, not an error: the wait goes on, and at its end the answer is the strategy as last known
+(202), never a 503 for a submission that was accepted.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Iterator
 
 from qmtl.dag.v1 import strategy_pb2
+from qmtl.runtime.port_errors import PortError
 
 from .store.port import StrategyStore
+
+_log = logging.getLogger(__name__)
 
 FINISHED = frozenset({strategy_pb2.STRATEGY_STATE_COMPLETED, strategy_pb2.STRATEGY_STATE_FAILED})
 
@@ -60,7 +69,13 @@ async def wait_until_finished(
         while True:
             # Cleared before the read: a notify after the read is kept for the wait below.
             woken.clear()
-            found = await store.get(strategy.strategy_id)
+            try:
+                found = await store.get(strategy.strategy_id)
+            except PortError as exc:
+                if not exc.retryable:
+                    raise
+                _log.warning("waiting on strategy %s: %s", strategy.strategy_id, exc)
+                found = None
             if found is not None:
                 current = found
             remaining = deadline - loop.time()
